@@ -1,0 +1,3 @@
+//! Integration tests of the runner against real servers. One module per area.
+
+mod source_postgres;
