@@ -1,14 +1,30 @@
 //! The Terraform plugin protocol layer (tfplugin6).
 
-/// Generated protocol code.
-#[allow(missing_docs, clippy::all)]
+pub mod diagnostics;
+pub mod path;
+pub mod plan_modifier;
+pub mod planning;
+pub mod provider;
+pub mod schema;
+pub mod server;
+pub mod validator;
+pub mod value;
+
+/// Code generated from `proto/tfplugin6/*.proto`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod proto {
-    /// tfplugin6.
+    /// The Terraform plugin protocol, version 6.8.
     pub mod tfplugin6 {
         tonic::include_proto!("tfplugin6");
     }
-    /// go-plugin.
+    /// go-plugin's controller service.
     pub mod plugin {
         tonic::include_proto!("plugin");
     }
 }
+
+pub use diagnostics::{Diagnostic, Diagnostics, Severity};
+pub use path::{AttributePath, PathStep};
+pub use provider::*;
+pub use schema::{Attribute, Block, BlockNesting, NestedBlock, ObjectNesting, Schema, Timeouts};
+pub use value::{MaybeUnknown, Number, Type, Value};
