@@ -5,4 +5,5 @@
 //! them. See `ARCHITECTURE.md` at the repository root for the contracts between them.
 
 pub mod change;
+pub mod sink;
 pub mod source;
