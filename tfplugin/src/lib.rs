@@ -1,12 +1,18 @@
 //! The Terraform plugin protocol layer (tfplugin6).
 
 pub mod diagnostics;
+pub mod docs;
+mod grpc;
+pub mod logging;
 pub mod path;
 pub mod plan_modifier;
 pub mod planning;
 pub mod provider;
 pub mod schema;
+mod serve;
 pub mod server;
+pub mod testing;
+pub use serve::tls;
 pub mod validator;
 pub mod value;
 
@@ -27,4 +33,5 @@ pub use diagnostics::{Diagnostic, Diagnostics, Severity};
 pub use path::{AttributePath, PathStep};
 pub use provider::*;
 pub use schema::{Attribute, Block, BlockNesting, NestedBlock, ObjectNesting, Schema, Timeouts};
+pub use serve::{ServeConfig, serve};
 pub use value::{MaybeUnknown, Number, Type, Value};
