@@ -29,6 +29,8 @@ pub mod proto {
     }
 }
 
+/// Re-exported so providers implement the traits without a direct dependency.
+pub use async_trait::async_trait;
 pub use diagnostics::{Diagnostic, Diagnostics, Severity};
 pub use path::{AttributePath, PathStep};
 pub use provider::*;

@@ -155,6 +155,8 @@ pub struct CreateRequest {
     /// Configuration.
     pub config: Value,
     /// The plan: computed attributes may be unknown, everything else is what must be stored.
+    /// `planned.unknowns_as_null().to_typed::<Model>()` reads it into a model whose computed
+    /// fields are `Option`s.
     pub planned: Value,
     /// Private bytes from the plan.
     pub private: Vec<u8>,

@@ -139,6 +139,34 @@ impl Value {
         }
     }
 
+    /// A copy with every unknown (at any depth) replaced by null. Apply-time code uses it to
+    /// read a plan into a struct whose computed fields are `Option`s: the values still unknown
+    /// are exactly the ones apply must fill in.
+    pub fn unknowns_as_null(&self) -> Value {
+        match self {
+            Self::Unknown => Self::Null,
+            Self::List(items) => Self::List(items.iter().map(Self::unknowns_as_null).collect()),
+            Self::Set(items) => Self::Set(items.iter().map(Self::unknowns_as_null).collect()),
+            Self::Tuple(items) => Self::Tuple(items.iter().map(Self::unknowns_as_null).collect()),
+            Self::Map(entries) => Self::Map(
+                entries
+                    .iter()
+                    .map(|(key, item)| (key.clone(), item.unknowns_as_null()))
+                    .collect(),
+            ),
+            Self::Object(entries) => Self::Object(
+                entries
+                    .iter()
+                    .map(|(key, item)| (key.clone(), item.unknowns_as_null()))
+                    .collect(),
+            ),
+            Self::Dynamic(ty, inner) => {
+                Self::Dynamic(ty.clone(), Box::new(inner.unknowns_as_null()))
+            }
+            known => known.clone(),
+        }
+    }
+
     /// The value without its `dynamic` wrapper, for code that only looks at content.
     pub fn unwrap_dynamic(&self) -> &Value {
         match self {
