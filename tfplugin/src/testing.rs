@@ -527,13 +527,25 @@ fn check_plan_valid(
             planned.attribute(&attribute.name),
             config.attribute(&attribute.name),
         );
-        let may_differ = attribute.computed && config_value.is_null();
+        if attribute.computed && config_value.is_null() {
+            continue;
+        }
+        if let AttributeKind::Nested(nested) = &attribute.kind {
+            check_nested(
+                &nested.as_block(),
+                planned_value,
+                config_value,
+                &attribute_path,
+                diagnostics,
+            );
+            continue;
+        }
         let expected = if attribute.write_only {
             &Value::Null
         } else {
             config_value
         };
-        if !may_differ && planned_value != expected {
+        if planned_value != expected {
             diagnostics.push(Diagnostic::attribute_error(
                 attribute_path,
                 "Provider Produced Invalid Plan",
@@ -547,55 +559,44 @@ fn check_plan_valid(
             planned.attribute(&nested.type_name),
             config.attribute(&nested.type_name),
         );
-        match (planned_value, config_value) {
-            (Value::Object(_), Value::Object(_)) => check_plan_valid(
-                &nested.block,
-                planned_value,
-                config_value,
-                &block_path,
-                diagnostics,
-            ),
-            (Value::List(planned_items), Value::List(config_items))
-                if planned_items.len() == config_items.len() =>
-            {
-                for (index, (planned_item, config_item)) in
-                    planned_items.iter().zip(config_items).enumerate()
-                {
-                    check_plan_valid(
-                        &nested.block,
-                        planned_item,
-                        config_item,
-                        &block_path.clone().index(index),
-                        diagnostics,
-                    );
-                }
+        check_nested(
+            &nested.block,
+            planned_value,
+            config_value,
+            &block_path,
+            diagnostics,
+        );
+    }
+}
+
+/// [`check_plan_valid`] for the objects of a nested attribute or block, matched by position
+/// or key (set elements are only counted).
+fn check_nested(
+    block: &Block,
+    planned: &Value,
+    config: &Value,
+    path: &AttributePath,
+    diagnostics: &mut Diagnostics,
+) {
+    match (planned, config) {
+        (Value::Object(_), Value::Object(_)) => check_plan_valid(block, planned, config, path, diagnostics),
+        (Value::List(planned_items), Value::List(config_items)) if planned_items.len() == config_items.len() => {
+            for (index, (planned_item, config_item)) in planned_items.iter().zip(config_items).enumerate() {
+                check_plan_valid(block, planned_item, config_item, &path.clone().index(index), diagnostics);
             }
-            (Value::Map(planned_items), Value::Map(config_items))
-                if planned_items.keys().eq(config_items.keys()) =>
-            {
-                for (key, planned_item) in planned_items {
-                    let item_path = block_path.clone().key(key.clone());
-                    check_plan_valid(
-                        &nested.block,
-                        planned_item,
-                        &config_items[key],
-                        &item_path,
-                        diagnostics,
-                    );
-                }
-            }
-            (Value::Set(planned_items), Value::Set(config_items))
-                if planned_items.len() == config_items.len() => {}
-            (planned_value, config_value)
-                if planned_value.is_unknown() || config_value.is_unknown() => {}
-            _ => diagnostics.push(Diagnostic::attribute_error(
-                block_path,
-                "Provider Produced Invalid Plan",
-                format!(
-                    "The plan changed the number of `{}` blocks the configuration has.",
-                    nested.type_name
-                ),
-            )),
         }
+        (Value::Map(planned_items), Value::Map(config_items)) if planned_items.keys().eq(config_items.keys()) => {
+            for (key, planned_item) in planned_items {
+                check_plan_valid(block, planned_item, &config_items[key], &path.clone().key(key.clone()), diagnostics);
+            }
+        }
+        (Value::Set(planned_items), Value::Set(config_items)) if planned_items.len() == config_items.len() => {}
+        (Value::Null, Value::Null) => {}
+        (planned, config) if planned.is_unknown() && config.is_unknown() => {}
+        _ => diagnostics.push(Diagnostic::attribute_error(
+            path.clone(),
+            "Provider Produced Invalid Plan",
+            format!("Configuration says {config}, but the plan says {planned}; Terraform would reject this plan."),
+        )),
     }
 }

@@ -328,7 +328,8 @@ impl Value {
     }
 
     /// Reshapes a value to a type: objects gain every missing attribute as null, lists become
-    /// sets or tuples and maps become objects where the type says so. This is what lets
+    /// sets or tuples, maps become objects, and decimal strings become numbers where the type
+    /// says so. This is what lets
     /// serde-produced values (which only know "sequence" and "map") and hand-built values
     /// satisfy Terraform's rule that every object carries every attribute.
     pub fn conform(self, ty: &Type) -> Value {
@@ -336,6 +337,11 @@ impl Value {
             (value @ (Self::Null | Self::Unknown), _) => value,
             (Self::Dynamic(_, inner), ty) if *ty != Type::Dynamic => inner.conform(ty),
             (value, Type::Dynamic) => value,
+            // Models may hold big numbers as decimal text, as cty converts strings to numbers.
+            (Self::String(text), Type::Number) => match Number::parse(&text) {
+                Ok(number) => Self::Number(number),
+                Err(_) => Self::String(text),
+            },
             (Self::List(items) | Self::Set(items) | Self::Tuple(items), Type::List(element)) => {
                 Self::List(
                     items
