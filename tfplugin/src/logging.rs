@@ -152,10 +152,10 @@ where
         values: &tracing::span::Record<'_>,
         context: Context<'_, S>,
     ) {
-        if let Some(span) = context.span(id) {
-            if let Some(SpanFields(fields)) = span.extensions_mut().get_mut::<SpanFields>() {
-                values.record(&mut JsonVisitor(fields));
-            }
+        if let Some(span) = context.span(id)
+            && let Some(SpanFields(fields)) = span.extensions_mut().get_mut::<SpanFields>()
+        {
+            values.record(&mut JsonVisitor(fields));
         }
     }
 

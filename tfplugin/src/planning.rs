@@ -196,13 +196,11 @@ fn apply_defaults(block: &Block, planned: &mut Value, config: &Value) {
         return;
     }
     for attribute in &block.attributes {
-        if let (Some(default), true) = (
-            &attribute.default,
-            config.attribute(&attribute.name).is_null(),
-        ) {
-            if let Some(slot) = planned.attribute_mut(&attribute.name) {
-                *slot = default.clone();
-            }
+        if let Some(default) = &attribute.default
+            && config.attribute(&attribute.name).is_null()
+            && let Some(slot) = planned.attribute_mut(&attribute.name)
+        {
+            *slot = default.clone();
         }
     }
     for_each_child_block(
@@ -250,10 +248,12 @@ fn mark_computed_unknown(block: &Block, planned: &mut Value, config: &Value) {
     }
     for attribute in &block.attributes {
         let unconfigured = config.attribute(&attribute.name).is_null();
-        if attribute.computed && unconfigured && attribute.default.is_none() {
-            if let Some(slot) = planned.attribute_mut(&attribute.name) {
-                *slot = Value::Unknown;
-            }
+        if attribute.computed
+            && unconfigured
+            && attribute.default.is_none()
+            && let Some(slot) = planned.attribute_mut(&attribute.name)
+        {
+            *slot = Value::Unknown;
         }
     }
     for_each_child_block(

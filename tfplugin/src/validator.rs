@@ -45,10 +45,9 @@ impl ValidationRequest<'_> {
             return Some(false);
         }
         match self.parent_block.find_block(name) {
-            Some(_) => match value.length() {
-                Some(length) => Some(length > 0 && !all_attributes_null(value)),
-                None => None,
-            },
+            Some(_) => value
+                .length()
+                .map(|length| length > 0 && !all_attributes_null(value)),
             None => Some(true),
         }
     }

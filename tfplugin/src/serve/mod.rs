@@ -145,10 +145,10 @@ fn check_launch_environment() -> Result<String, ServeError> {
     if std::env::var(MAGIC_COOKIE_KEY).as_deref() != Ok(MAGIC_COOKIE_VALUE) {
         return Err(ServeError::NotLaunchedByTerraform);
     }
-    if let Ok(offered) = std::env::var("PLUGIN_PROTOCOL_VERSIONS") {
-        if !offers_protocol(&offered, PROTOCOL_VERSION) {
-            return Err(ServeError::ProtocolMismatch { offered });
-        }
+    if let Ok(offered) = std::env::var("PLUGIN_PROTOCOL_VERSIONS")
+        && !offers_protocol(&offered, PROTOCOL_VERSION)
+    {
+        return Err(ServeError::ProtocolMismatch { offered });
     }
     std::env::var("PLUGIN_CLIENT_CERT")
         .ok()

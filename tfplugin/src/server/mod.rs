@@ -2,7 +2,7 @@
 //! decoding its protocol request, calling the provider, and encoding the response.
 //!
 //! Nothing here touches sockets or gRPC, so every RPC is testable by calling the handler with
-//! a protocol message (see [`crate::testing`]). The gRPC shell in [`crate::grpc`] only
+//! a protocol message (see [`crate::testing`]). The gRPC shell (the private `grpc` module) only
 //! forwards.
 
 mod apply;

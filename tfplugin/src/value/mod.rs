@@ -439,6 +439,43 @@ impl<T: Into<Value>> From<Option<T>> for Value {
     }
 }
 
+impl std::fmt::Display for Value {
+    /// HCL-like rendering for messages: `"text"`, `42`, `null`, `(known after apply)`,
+    /// `["a", "b"]`, `{ name = "x" }`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn join(f: &mut std::fmt::Formatter<'_>, items: &[Value]) -> std::fmt::Result {
+            for (position, item) in items.iter().enumerate() {
+                if position > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{item}")?;
+            }
+            Ok(())
+        }
+        match self {
+            Self::Null => f.write_str("null"),
+            Self::Unknown => f.write_str("(known after apply)"),
+            Self::Bool(flag) => write!(f, "{flag}"),
+            Self::Number(number) => write!(f, "{number}"),
+            Self::String(text) => write!(f, "{text:?}"),
+            Self::List(items) | Self::Tuple(items) | Self::Set(items) => {
+                f.write_str("[")?;
+                join(f, items)?;
+                f.write_str("]")
+            }
+            Self::Map(entries) | Self::Object(entries) => {
+                f.write_str("{")?;
+                for (position, (key, item)) in entries.iter().enumerate() {
+                    let separator = if position > 0 { ", " } else { " " };
+                    write!(f, "{separator}{key} = {item}")?;
+                }
+                f.write_str(if entries.is_empty() { "}" } else { " }" })
+            }
+            Self::Dynamic(_, inner) => write!(f, "{inner}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -482,42 +519,5 @@ mod tests {
         assert!(value.set_at(&path, 443.into()));
         assert_eq!(value.get(&path), Some(&Value::from(443)));
         assert!(!value.set_at(&AttributePath::root("rule").index(3), Value::Null));
-    }
-}
-
-impl std::fmt::Display for Value {
-    /// HCL-like rendering for messages: `"text"`, `42`, `null`, `(known after apply)`,
-    /// `["a", "b"]`, `{ name = "x" }`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        fn join(f: &mut std::fmt::Formatter<'_>, items: &[Value]) -> std::fmt::Result {
-            for (position, item) in items.iter().enumerate() {
-                if position > 0 {
-                    f.write_str(", ")?;
-                }
-                write!(f, "{item}")?;
-            }
-            Ok(())
-        }
-        match self {
-            Self::Null => f.write_str("null"),
-            Self::Unknown => f.write_str("(known after apply)"),
-            Self::Bool(flag) => write!(f, "{flag}"),
-            Self::Number(number) => write!(f, "{number}"),
-            Self::String(text) => write!(f, "{text:?}"),
-            Self::List(items) | Self::Tuple(items) | Self::Set(items) => {
-                f.write_str("[")?;
-                join(f, items)?;
-                f.write_str("]")
-            }
-            Self::Map(entries) | Self::Object(entries) => {
-                f.write_str("{")?;
-                for (position, (key, item)) in entries.iter().enumerate() {
-                    let separator = if position > 0 { ", " } else { " " };
-                    write!(f, "{separator}{key} = {item}")?;
-                }
-                f.write_str(if entries.is_empty() { "}" } else { " }" })
-            }
-            Self::Dynamic(_, inner) => write!(f, "{inner}"),
-        }
     }
 }
