@@ -137,3 +137,41 @@ async fn stop_provider_cancels_operations_in_flight() {
     assert_eq!(diagnostics.iter().next().unwrap().summary, "Interrupted");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn state_upgrades_from_older_versions() {
+    let driver = TestDriver::new(TestProvider::default()).unwrap();
+    let state = driver
+        .upgrade("test_versioned", 0, r#"{"id":"v","title":"old"}"#)
+        .expect("upgraded");
+    assert_eq!(
+        state,
+        Value::object([("id", "v".into()), ("label", "old".into())])
+    );
+    let current = driver
+        .upgrade("test_versioned", 1, r#"{"id":"v","label":"new"}"#)
+        .expect("current");
+    assert_eq!(current.attribute("label"), &Value::from("new"));
+    assert!(driver.upgrade("test_versioned", 0, "{not json").is_err());
+}
+
+#[tokio::test]
+async fn data_sources_validate_and_read() {
+    let driver = TestDriver::new(TestProvider::default()).unwrap();
+    let state = driver
+        .read_data_source("test_echo", &Value::object([("text", "héllo".into())]))
+        .await
+        .unwrap();
+    assert_eq!(state.attribute("length"), &Value::from(5));
+    let error = driver
+        .read_data_source(
+            "test_echo",
+            &Value::object([("text", "far too long text".into())]),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.iter().next().unwrap().attribute,
+        Some(AttributePath::root("text"))
+    );
+}

@@ -196,7 +196,121 @@ pub struct TestProvider {
 
 impl Provider for TestProvider {
     fn resources(&self) -> Vec<Arc<dyn Resource>> {
-        vec![Arc::new(self.widget.clone()), Arc::new(SleeperResource)]
+        vec![
+            Arc::new(self.widget.clone()),
+            Arc::new(SleeperResource),
+            Arc::new(VersionedResource),
+        ]
+    }
+
+    fn data_sources(&self) -> Vec<Arc<dyn tfplugin::DataSource>> {
+        vec![Arc::new(EchoDataSource)]
+    }
+}
+
+/// `test_echo`: returns the length of its input.
+pub struct EchoDataSource;
+
+#[tfplugin::async_trait]
+impl tfplugin::DataSource for EchoDataSource {
+    fn type_name(&self) -> &str {
+        "test_echo"
+    }
+
+    fn schema(&self) -> Schema {
+        Schema::new(
+            Block::new()
+                .attribute(
+                    Attribute::string("text")
+                        .required()
+                        .validator(length_between(1, 10)),
+                )
+                .attribute(Attribute::number("length").computed()),
+        )
+    }
+
+    async fn read(
+        &self,
+        _context: &Context,
+        request: tfplugin::ReadDataRequest,
+    ) -> tfplugin::ReadDataResponse {
+        let text = request
+            .config
+            .attribute("text")
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let mut state = request.config;
+        *state.attribute_mut("length").unwrap() = Value::from(text.chars().count() as i64);
+        tfplugin::ReadDataResponse {
+            state,
+            diagnostics: Diagnostics::new(),
+        }
+    }
+}
+
+/// `test_versioned`: schema version 1 renamed `title` (version 0) to `label`.
+pub struct VersionedResource;
+
+impl VersionedResource {
+    fn schema_v0() -> Block {
+        Block::new()
+            .attribute(Attribute::string("id").computed())
+            .attribute(Attribute::string("title").required())
+    }
+}
+
+#[tfplugin::async_trait]
+impl Resource for VersionedResource {
+    fn type_name(&self) -> &str {
+        "test_versioned"
+    }
+
+    fn schema(&self) -> Schema {
+        Schema::new(
+            Block::new()
+                .attribute(Attribute::string("id").computed())
+                .attribute(Attribute::string("label").required()),
+        )
+        .version(1)
+    }
+
+    fn upgrade_state(
+        &self,
+        request: tfplugin::UpgradeStateRequest,
+    ) -> tfplugin::UpgradeStateResponse {
+        if request.version != 0 {
+            return tfplugin::upgrade_current_version(&self.schema(), &request);
+        }
+        match request.decode(&Self::schema_v0()) {
+            Ok(old) => tfplugin::UpgradeStateResponse {
+                state: Value::object([
+                    ("id", old.attribute("id").clone()),
+                    ("label", old.attribute("title").clone()),
+                ]),
+                diagnostics: Diagnostics::new(),
+            },
+            Err(diagnostic) => tfplugin::UpgradeStateResponse {
+                state: Value::Null,
+                diagnostics: diagnostic.into(),
+            },
+        }
+    }
+
+    async fn create(&self, _context: &Context, request: CreateRequest) -> ApplyResponse {
+        ApplyResponse::with_state(request.planned.unknowns_as_null())
+    }
+
+    async fn read(&self, _context: &Context, request: ReadRequest) -> ReadResponse {
+        ReadResponse::found(request.state)
+    }
+
+    async fn update(&self, _context: &Context, request: UpdateRequest) -> ApplyResponse {
+        ApplyResponse::with_state(request.planned)
+    }
+
+    async fn delete(&self, _context: &Context, _request: DeleteRequest) -> Diagnostics {
+        Diagnostics::new()
     }
 }
 
