@@ -36,9 +36,12 @@ async fn traced<T>(
     let span = tracing::debug_span!(
         "rpc",
         tf_rpc = rpc,
-        tf_resource_type = type_name,
+        tf_resource_type = tracing::field::Empty,
         tf_req_id = request_id
     );
+    if !type_name.is_empty() {
+        span.record("tf_resource_type", type_name);
+    }
     let response = async {
         tracing::debug!("received request");
         let response = handler.await;

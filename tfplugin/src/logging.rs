@@ -8,6 +8,10 @@
 //! `TF_LOG`; a level name (any case) selects it, `OFF` or unset disables logging (Terraform
 //! drops provider logs then anyway, so writing them would only cost time), and any other
 //! value (such as `JSON` or `1`) means TRACE, as Terraform treats it.
+//!
+//! The transport crates underneath (h2, hyper, tonic, tower, rustls, and anything logging
+//! through the `log` crate) are held at WARN whatever the level: at DEBUG they write a line
+//! per HTTP/2 frame, which would bury the provider's own messages.
 
 use std::io::Write as _;
 
@@ -15,7 +19,7 @@ use serde_json::{Map, Value as Json};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::{Context, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -48,8 +52,30 @@ fn level_from_setting(setting: Option<&str>) -> LevelFilter {
 /// `tracing` subscriber. Does nothing if a subscriber is already installed (e.g. by a test).
 pub fn init() {
     let _ = tracing_subscriber::registry()
-        .with(HclogLayer.with_filter(level_from_env()))
+        .with(HclogLayer.with_filter(filter(level_from_env())))
         .try_init();
+}
+
+/// Crates whose logs describe transport mechanics rather than provider behaviour.
+const TRANSPORT_TARGETS: &[&str] = &[
+    "h2",
+    "hyper",
+    "hyper_util",
+    "tonic",
+    "tower",
+    "rustls",
+    "tokio_rustls",
+    "log",
+];
+
+/// `level` for everything, at most WARN for the transport crates.
+fn filter(level: LevelFilter) -> Targets {
+    let transport = level.min(LevelFilter::WARN);
+    TRANSPORT_TARGETS
+        .iter()
+        .fold(Targets::new().with_default(level), |targets, target| {
+            targets.with_target(*target, transport)
+        })
 }
 
 /// A `tracing` layer writing hclog JSON lines to stderr; [`init`] installs it, and providers
@@ -193,6 +219,15 @@ mod tests {
         assert_eq!(level_from_setting(Some("debug")), LevelFilter::DEBUG);
         assert_eq!(level_from_setting(Some("WARN")), LevelFilter::WARN);
         assert_eq!(level_from_setting(Some("JSON")), LevelFilter::TRACE);
+    }
+
+    #[test]
+    fn transport_crates_stay_quiet() {
+        let targets = filter(LevelFilter::DEBUG);
+        assert!(targets.would_enable("terraform_provider_streaming::runner", &Level::DEBUG));
+        assert!(!targets.would_enable("h2::codec", &Level::DEBUG));
+        assert!(targets.would_enable("h2::codec", &Level::WARN));
+        assert!(!filter(LevelFilter::OFF).would_enable("h2", &Level::ERROR));
     }
 
     #[test]
