@@ -13,6 +13,56 @@ use crate::schema::{
     Attribute, AttributeKind, Block, BlockNesting, NestedBlock, ObjectNesting, Schema,
 };
 
+/// What a docs page describes; decides its title and folder conventions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageKind {
+    /// `docs/index.md`.
+    Provider,
+    /// `docs/resources/<name>.md`.
+    Resource,
+    /// `docs/data-sources/<name>.md`.
+    DataSource,
+}
+
+/// Renders a whole registry page: front matter, title, the schema's description, an optional
+/// example (HCL, without fences), and the schema section. `name` is the resource or data
+/// source type (or the provider's name), e.g. `streaming_runner`.
+pub fn render_page(
+    kind: PageKind,
+    name: &str,
+    schema: &Schema,
+    example_hcl: Option<&str>,
+) -> String {
+    let label = match kind {
+        PageKind::Provider => "Provider",
+        PageKind::Resource => "Resource",
+        PageKind::DataSource => "Data Source",
+    };
+    let description = schema
+        .block
+        .description
+        .as_deref()
+        .unwrap_or_default()
+        .trim();
+    let mut out = format!("---\npage_title: \"{name} {label}\"\ndescription: |-\n");
+    for line in description.lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    let _ = write!(out, "---\n\n# {name} ({label})\n\n");
+    if !description.is_empty() {
+        let _ = write!(out, "{description}\n\n");
+    }
+    if let Some(example) = example_hcl {
+        let _ = write!(
+            out,
+            "## Example Usage\n\n```terraform\n{}\n```\n\n",
+            example.trim_end()
+        );
+    }
+    out.push_str(&render_schema(schema));
+    out
+}
+
 /// Renders the `## Schema` section for a resource, data source or provider.
 pub fn render_schema(schema: &Schema) -> String {
     let mut out = String::from("## Schema\n");

@@ -60,3 +60,25 @@ fn marks_sensitive_write_only_and_deprecated() {
         "{markdown}"
     );
 }
+
+#[test]
+fn pages_have_front_matter_title_example_and_schema() {
+    use tfplugin::docs::{PageKind, render_page};
+    use tfplugin::{Attribute, Block, Schema};
+    let schema = Schema::new(
+        Block::new()
+            .description("A bucket.\nStores things.")
+            .attribute(Attribute::string("name").required()),
+    );
+    let page = render_page(
+        PageKind::Resource,
+        "example_bucket",
+        &schema,
+        Some("resource \"example_bucket\" \"b\" {\n  name = \"b\"\n}\n"),
+    );
+    assert!(page.starts_with("---\npage_title: \"example_bucket Resource\"\ndescription: |-\n  A bucket.\n  Stores things.\n---\n\n# example_bucket (Resource)\n\nA bucket.\nStores things.\n\n## Example Usage\n\n```terraform\nresource"), "{page}");
+    assert!(
+        page.contains("## Schema\n\n### Required\n\n- `name` (String)\n"),
+        "{page}"
+    );
+}

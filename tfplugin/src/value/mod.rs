@@ -57,8 +57,8 @@ pub enum Value {
 
 impl PartialEq for Value {
     /// Structural equality as cty defines it: sets ignore order, numbers compare exactly,
-    /// unknown equals unknown (same knowledge), and a `dynamic` wrapper is transparent when
-    /// the wrapped types agree.
+    /// unknown equals unknown (same knowledge), and `dynamic` values are equal when both
+    /// their types and their values are.
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (Self::Null, Self::Null) | (Self::Unknown, Self::Unknown) => true,
