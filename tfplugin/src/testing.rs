@@ -32,6 +32,12 @@ use crate::value::Value;
 /// The Terraform version the driver announces to `configure`.
 pub const TERRAFORM_VERSION: &str = "1.11.4";
 
+/// What Terraform 1.11 announces.
+const TERRAFORM_CAPABILITIES: pb::ClientCapabilities = pb::ClientCapabilities {
+    deferral_allowed: false,
+    write_only_attributes_allowed: true,
+};
+
 /// A planned change, as Terraform would hold it between plan and apply.
 #[derive(Clone, Debug)]
 pub struct PlannedChange {
@@ -158,10 +164,7 @@ impl TestDriver {
         let request = pb::configure_provider::Request {
             terraform_version: TERRAFORM_VERSION.to_owned(),
             config,
-            client_capabilities: Some(pb::ClientCapabilities {
-                deferral_allowed: false,
-                write_only_attributes_allowed: true,
-            }),
+            client_capabilities: Some(TERRAFORM_CAPABILITIES),
         };
         diagnostics.extend(decode_diagnostics(
             &self.server.configure_provider(request).await.diagnostics,
@@ -176,6 +179,7 @@ impl TestDriver {
             let request = pb::validate_resource_config::Request {
                 type_name: type_name.to_owned(),
                 config,
+                client_capabilities: Some(TERRAFORM_CAPABILITIES),
             };
             Ok(decode_diagnostics(
                 &self.server.validate_resource_config(request).diagnostics,

@@ -597,6 +597,49 @@ pub(crate) fn validate_block(
     }
 }
 
+/// Refuses write-only attributes set in configuration when Terraform cannot handle them
+/// (before 1.11 it would store them in state like any other attribute).
+pub(crate) fn refuse_write_only(
+    block: &Block,
+    value: &Value,
+    path: &AttributePath,
+    diagnostics: &mut Diagnostics,
+) {
+    if value.is_null() || value.is_unknown() {
+        return;
+    }
+    for attribute in &block.attributes {
+        let attribute_path = path.clone().attribute(attribute.name.clone());
+        let attribute_value = value.attribute(&attribute.name);
+        if attribute.write_only && !attribute_value.is_null() {
+            diagnostics.push(Diagnostic::attribute_error(
+                attribute_path.clone(),
+                "Write-Only Attribute Not Allowed",
+                format!(
+                    "`{attribute_path}` is write-only, which this version of Terraform does not support: it would \
+                     store the value in state. Use Terraform 1.11 or later, or leave it unset."
+                ),
+            ));
+        }
+        if let crate::schema::AttributeKind::Nested(nested) = &attribute.kind {
+            let inner = nested.as_block();
+            for_each_object(attribute_value, &attribute_path, |element, element_path| {
+                refuse_write_only(&inner, element, &element_path, diagnostics);
+            });
+        }
+    }
+    for nested in &block.blocks {
+        let block_path = path.clone().attribute(nested.type_name.clone());
+        for_each_object(
+            value.attribute(&nested.type_name),
+            &block_path,
+            |element, element_path| {
+                refuse_write_only(&nested.block, element, &element_path, diagnostics);
+            },
+        );
+    }
+}
+
 /// Calls `f` with each object of a nested value and its path: the value itself when it is an
 /// object, else each element (set elements get the set's path, as Terraform's paths cannot
 /// name them).

@@ -175,3 +175,37 @@ async fn data_sources_validate_and_read() {
         Some(AttributePath::root("text"))
     );
 }
+
+#[tokio::test]
+async fn write_only_attributes_need_a_capable_terraform() {
+    use tfplugin::proto::tfplugin6 as pb;
+    let driver = TestDriver::new(TestProvider::default()).unwrap();
+    let mut with_password = config(None);
+    *with_password.attribute_mut("password").unwrap() = "hunter2".into();
+    assert!(
+        driver.validate("test_widget", &with_password).is_empty(),
+        "Terraform 1.11 supports them"
+    );
+
+    let schema = driver.server().resource_schema("test_widget").unwrap();
+    let encoded = tfplugin::server::encode_dynamic(
+        &schema.block.normalize(with_password.clone()),
+        &schema.value_type(),
+    )
+    .unwrap();
+    let request = pb::validate_resource_config::Request {
+        type_name: "test_widget".into(),
+        config: Some(encoded),
+        client_capabilities: None,
+    };
+    let response = driver.server().validate_resource_config(request);
+    assert_eq!(response.diagnostics.len(), 1);
+    assert_eq!(
+        response.diagnostics[0].summary,
+        "Write-Only Attribute Not Allowed"
+    );
+
+    // Never stored: planned and applied state hold null.
+    let state = driver.create("test_widget", &with_password).await.unwrap();
+    assert_eq!(state.attribute("password"), &Value::Null);
+}

@@ -77,6 +77,12 @@ pub fn widget_schema() -> Schema {
             .attribute(Attribute::string("color").optional())
             .attribute(Attribute::string("shade").optional())
             .attribute(
+                Attribute::string("password")
+                    .optional()
+                    .sensitive()
+                    .write_only(),
+            )
+            .attribute(
                 Attribute::nested(
                     "endpoint",
                     ObjectNesting::Single,

@@ -2,12 +2,12 @@
 //! schema's validators, then the provider's own checks.
 
 use super::ProviderServer;
-use super::convert::{decode_dynamic, diagnostics_to_proto};
+use super::convert::{client_capabilities, decode_dynamic, diagnostics_to_proto};
 use crate::diagnostics::Diagnostics;
 use crate::path::AttributePath;
 use crate::proto::tfplugin6 as pb;
 use crate::schema::Schema;
-use crate::validator::validate_block;
+use crate::validator::{refuse_write_only, validate_block};
 use crate::value::Value;
 
 /// Decodes `config` and runs the schema's validators, then `extra` if decoding worked.
@@ -50,16 +50,26 @@ impl ProviderServer {
         }
     }
 
-    /// ValidateResourceConfig.
+    /// ValidateResourceConfig. Write-only attributes are refused when the calling Terraform
+    /// does not announce support for them.
     pub fn validate_resource_config(
         &self,
         request: pb::validate_resource_config::Request,
     ) -> pb::validate_resource_config::Response {
+        let capabilities = client_capabilities(request.client_capabilities.as_ref());
         let diagnostics = match self.resource(&request.type_name) {
             Ok(registered) => validate(
                 &registered.schema,
                 request.config.as_ref(),
                 |config, diagnostics| {
+                    if !capabilities.write_only_attributes_allowed {
+                        refuse_write_only(
+                            &registered.schema.block,
+                            config,
+                            &AttributePath::empty(),
+                            diagnostics,
+                        );
+                    }
                     registered.resource.validate(config, diagnostics);
                 },
             ),
