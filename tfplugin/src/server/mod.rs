@@ -185,8 +185,13 @@ fn check_type_name(name: &str) -> Result<(), SchemaError> {
 }
 
 fn unknown_type(kind: &str, type_name: &str) -> Diagnostic {
+    let title: String = kind
+        .split(' ')
+        .map(|word| word[..1].to_uppercase() + &word[1..])
+        .collect::<Vec<_>>()
+        .join(" ");
     Diagnostic::error(
-        format!("Unknown {kind} type"),
+        format!("Unknown {title} Type"),
         format!(
             "This provider has no {kind} type {type_name:?}. This is a bug in Terraform or the provider."
         ),
