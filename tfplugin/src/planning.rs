@@ -89,8 +89,8 @@ pub fn retain_replacing_paths(
 }
 
 /// Visits each object of a nested value in `planned` together with the matching objects of
-/// `config` and `prior` (by index for lists, by key for maps; set elements cannot be matched
-/// to prior elements, so they get a null prior).
+/// `config` and `prior` (by index for lists, by key for maps, by content for sets; set
+/// elements cannot be matched to prior elements, so they get a null prior).
 fn for_each_nested(
     planned: &mut Value,
     config: &Value,
@@ -116,17 +116,11 @@ fn for_each_nested(
             }
         }
         Value::Set(items) => {
-            for (index, item) in items.iter_mut().enumerate() {
-                let config_item = config
-                    .as_elements()
-                    .and_then(|elements| elements.get(index))
-                    .cloned();
-                f(
-                    item,
-                    &config_item.unwrap_or(Value::Null),
-                    &Value::Null,
-                    path,
-                );
+            let config_items = config.as_elements().unwrap_or_default();
+            let matches = match_set_elements(items, config_items);
+            for (item, matched) in items.iter_mut().zip(matches) {
+                let config_item = matched.map_or(&Value::Null, |index| &config_items[index]);
+                f(item, config_item, &Value::Null, path);
             }
         }
         Value::Map(entries) => {
@@ -149,6 +143,33 @@ fn for_each_nested(
         }
         _ => {}
     }
+}
+
+/// Pairs each planned set element with the configuration element it came from. Sets have no
+/// order to go by, and the planned element differs from its configuration where computed
+/// attributes were filled in; what they share is every value the configuration sets. So an
+/// element matches a configuration element whose non-null attributes it carries unchanged
+/// (each configuration element is used once).
+fn match_set_elements(planned: &[Value], config: &[Value]) -> Vec<Option<usize>> {
+    let mut used = vec![false; config.len()];
+    planned
+        .iter()
+        .map(|item| {
+            let found = config.iter().enumerate().position(|(index, candidate)| {
+                !used[index]
+                    && match (item.as_object(), candidate.as_object()) {
+                        (Some(item), Some(candidate)) => candidate
+                            .iter()
+                            .all(|(name, value)| value.is_null() || item.get(name) == Some(value)),
+                        _ => item == candidate,
+                    }
+            });
+            if let Some(index) = found {
+                used[index] = true;
+            }
+            found
+        })
+        .collect()
 }
 
 /// Visits the nested blocks and nested attributes of `block` with their schemas.
@@ -477,5 +498,58 @@ fn find_unknowns(value: &Value, path: &AttributePath, diagnostics: &mut Diagnost
         }
         Value::Set(items) => items.iter().for_each(|item| find_unknowns(item, path, diagnostics)),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Attribute, NestedBlock};
+
+    #[test]
+    fn set_elements_match_their_configuration_by_content() {
+        let schema = Schema::new(
+            Block::new().block(NestedBlock::set(
+                "port",
+                Block::new()
+                    .attribute(Attribute::number("number").required())
+                    .attribute(
+                        Attribute::string("protocol")
+                            .optional()
+                            .computed()
+                            .default("tcp"),
+                    )
+                    .attribute(Attribute::string("id").computed()),
+            )),
+        );
+        let element = |number: i64, protocol: Value| {
+            Value::object([
+                ("number", number.into()),
+                ("protocol", protocol),
+                ("id", Value::Null),
+            ])
+        };
+        let config = Value::object([(
+            "port",
+            Value::set([element(443, "udp".into()), element(80, Value::Null)]),
+        )]);
+        // Terraform's proposed state lists the set in its own order.
+        let proposed = Value::object([(
+            "port",
+            Value::set([element(80, Value::Null), element(443, "udp".into())]),
+        )]);
+        let planned = plan_resource(&schema, &Value::Null, &proposed, &config).planned;
+        let ports = planned.attribute("port").as_elements().unwrap().to_vec();
+        assert_eq!(
+            ports[0].attribute("protocol"),
+            &Value::from("tcp"),
+            "default where configuration is null"
+        );
+        assert_eq!(
+            ports[1].attribute("protocol"),
+            &Value::from("udp"),
+            "configured value kept"
+        );
+        assert!(ports.iter().all(|port| port.attribute("id").is_unknown()));
     }
 }
