@@ -69,7 +69,7 @@ enum ServeError {
          provider does not serve without mutual TLS"
     )]
     MissingClientCertificate,
-    #[error("the provider's schemas break Terraform's rules: {0}")]
+    #[error("the provider's schemas break Terraform's rules")]
     Schema(#[from] crate::schema::SchemaError),
     #[error("cannot create the socket folder")]
     SocketFolder(#[source] std::io::Error),
