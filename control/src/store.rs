@@ -125,11 +125,13 @@ impl Store {
         let prefix = Path::from(url.prefix());
         let (objects, local_root): (Arc<dyn ObjectStore>, _) = match url.scheme() {
             Scheme::File => {
+                // Rooted at `/` behind a prefix rather than at the folder itself, so opening
+                // a store (as `terraform plan` does) creates nothing; folders appear on write.
                 let root = PathBuf::from(format!("/{}", url.prefix()));
-                std::fs::create_dir_all(&root).map_err(|err| open_error(err.to_string()))?;
-                let local = LocalFileSystem::new_with_prefix(&root)
-                    .map_err(|err| open_error(err.to_string()))?;
-                (Arc::new(local), Some(root))
+                (
+                    Arc::new(PrefixStore::new(LocalFileSystem::new(), prefix)),
+                    Some(root),
+                )
             }
             Scheme::S3 => {
                 let mut builder =
@@ -539,5 +541,32 @@ mod tests {
         assert_eq!(store.delete_prefix("runners/r1").await.unwrap(), 2);
         assert!(!dir.path().join("control/runners/r1").exists());
         assert!(dir.path().join("control/runners/r2/a.json").exists());
+    }
+}
+
+#[cfg(test)]
+mod opening {
+    use super::*;
+
+    #[tokio::test]
+    async fn opening_and_reading_a_missing_local_store_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("not/yet");
+        let store = Store::open(&StoreUrl::parse(&format!("file://{}", folder.display())).unwrap())
+            .unwrap();
+        assert!(
+            store
+                .read_json::<serde_json::Value>("a.json")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(store.list("runners").await.unwrap().is_empty());
+        assert!(!folder.exists(), "reads leave no trace");
+        store
+            .write_json("x/a.json", &1, WriteMode::Overwrite)
+            .await
+            .unwrap();
+        assert!(folder.join("x/a.json").exists());
     }
 }

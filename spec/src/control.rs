@@ -81,13 +81,24 @@ pub struct RunnerRecord {
     pub runner_id: String,
     /// The runner's settings.
     pub spec: RunnerSpec,
-    /// The deployment target (`local`, `fargate`, …).
-    pub deployment: String,
+    /// How and where it is deployed.
+    pub deployment: DeploymentRecord,
     /// Version of the provider that created it.
     pub provider_version: String,
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+/// A runner's deployment as the provider created it: the target and its target-specific
+/// settings and handles (process id, ARNs …), so an import can rebuild the resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentRecord {
+    /// The deployment target (`local`, `fargate`, …).
+    pub kind: String,
+    /// Target-specific settings, owned by the provider's module for that target.
+    #[serde(default)]
+    pub settings: serde_json::Value,
 }
 
 /// Whether a runner should be running.

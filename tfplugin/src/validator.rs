@@ -45,9 +45,13 @@ impl ValidationRequest<'_> {
             return Some(false);
         }
         match self.parent_block.find_block(name) {
-            Some(_) => value
-                .length()
-                .map(|length| length > 0 && !all_attributes_null(value)),
+            // Only a GROUP block is never null; written or not, so all-null means absent.
+            Some(nested) if nested.nesting == crate::BlockNesting::Group => {
+                Some(!all_attributes_null(value))
+            }
+            // A SINGLE block that is not null was written, even when empty (`local {}`).
+            Some(nested) if nested.nesting == crate::BlockNesting::Single => Some(true),
+            Some(_) => value.length().map(|length| length > 0),
             None => Some(true),
         }
     }

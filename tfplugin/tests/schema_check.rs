@@ -139,6 +139,22 @@ fn nesting() {
         "single block",
     );
     assert_refused(
+        Block::new().block(NestedBlock::single("s", Block::new()).min_items(1)),
+        "min_items and max_items must match",
+    );
+    assert!(
+        problems(
+            Block::new().block(
+                NestedBlock::single("s", Block::new())
+                    .min_items(1)
+                    .max_items(1)
+            ),
+            SchemaKind::Resource
+        )
+        .is_empty(),
+        "a required single block is both 1"
+    );
+    assert_refused(
         Block::new().block(NestedBlock::group("g", Block::new()).min_items(1)),
         "group and map",
     );

@@ -16,6 +16,10 @@ fn block() -> Block {
             "rule",
             Block::new().attribute(Attribute::string("x").optional()),
         ))
+        .block(tfplugin::NestedBlock::single(
+            "local",
+            Block::new().attribute(Attribute::string("y").optional()),
+        ))
 }
 
 fn run(validator: &dyn Validator, value: Value, parent: &Value) -> Diagnostics {
@@ -160,6 +164,13 @@ fn combinations() {
     assert!(run(&at_least, with_rule.clone(), &with_rule).is_empty());
     assert!(!run(&at_least, neither.clone(), &neither).is_empty());
     assert_eq!(exactly.description(), "exactly one of `a`, `b` must be set");
+
+    // A single block is set when written, even with every attribute null (`local {}`).
+    let only_one = exactly_one_of(&["local"]);
+    let empty_local = Value::object([("local", Value::object([("y", Value::Null)]))]);
+    assert!(run(&only_one, empty_local.clone(), &empty_local).is_empty());
+    let no_local = Value::object([("local", Value::Null)]);
+    assert!(!run(&only_one, no_local.clone(), &no_local).is_empty());
 }
 
 #[test]

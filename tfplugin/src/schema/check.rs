@@ -231,6 +231,12 @@ fn check_nested_block(
                 "{at}: a single block has min_items and max_items of 0 or 1"
             ));
         }
+        // Terraform's own check: a required single block sets both to 1, an optional one neither.
+        BlockNesting::Single if min != max => {
+            problems.push(format!(
+                "{at}: a single block's min_items and max_items must match (both 1 for a required block)"
+            ));
+        }
         BlockNesting::Group | BlockNesting::Map if min != 0 || max != 0 => {
             problems.push(format!(
                 "{at}: group and map blocks cannot set min_items or max_items"

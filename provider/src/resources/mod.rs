@@ -1,0 +1,4 @@
+//! The provider's resources.
+
+pub mod pipeline;
+pub mod runner;

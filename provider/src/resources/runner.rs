@@ -1,0 +1,691 @@
+//! `streaming_runner`: one deployment of the runner binary, with its folder in the control
+//! store. Create writes `runner.json` and `desired.json`, deploys, and waits for the first
+//! heartbeat; refresh combines the heartbeat with what the platform sees, so a runner that
+//! died outside Terraform shows up in the plan (as `desired_state` "stopped" → "running") and
+//! the next apply brings it back.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use lakestream_spec::control::{DeploymentRecord, RunnerRecord, RunnerState};
+use lakestream_spec::{RunnerSpec, StoreUrl, rules, runner};
+use serde::{Deserialize, Serialize};
+use tfplugin::plan_modifier::{requires_replace, use_state_for_unknown};
+use tfplugin::validator::{custom, exactly_one_of, one_of};
+use tfplugin::{
+    ApplyResponse, Attribute, AttributePath, Block, Context, CreateRequest, DeleteRequest,
+    Diagnostic, Diagnostics, ImportRequest, ImportResponse, ModifyPlan, NestedBlock, ReadRequest,
+    ReadResponse, Resource, Schema, Timeouts, Type, UpdateRequest, Value,
+};
+use time::OffsetDateTime;
+
+use crate::address::{RunnerAddress, new_id};
+use crate::deploy::local::{self, Local, LocalDeployment};
+use crate::deploy::{Deployment, RunnerTarget};
+use crate::observe::{self, RunnerView, rfc3339, store_error};
+use crate::rules::string_rule;
+use crate::wait::{self, Check, WaitError};
+
+/// Default time to wait for a runner's first heartbeat.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// The `streaming_runner` resource.
+pub struct RunnerResource;
+
+/// The resource's Terraform shape.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct RunnerModel {
+    id: Option<String>,
+    runner_id: Option<String>,
+    name: String,
+    description: Option<String>,
+    control_store: String,
+    desired_state: Option<String>,
+    heartbeat_interval: Option<String>,
+    wait_for_heartbeat: Option<bool>,
+    local: Option<LocalModel>,
+    status: Option<String>,
+    status_reason: Option<String>,
+    last_heartbeat: Option<String>,
+    runner_version: Option<String>,
+    pipeline_id: Option<String>,
+    timeouts: Option<BTreeMap<String, Option<String>>>,
+}
+
+/// The `local` block.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct LocalModel {
+    runner_binary: Option<String>,
+    log_file: Option<String>,
+    environment: Option<BTreeMap<String, String>>,
+    pid: Option<i64>,
+}
+
+impl RunnerModel {
+    fn running(&self) -> bool {
+        self.desired_state.as_deref() != Some("stopped")
+    }
+
+    fn spec(&self) -> RunnerSpec {
+        RunnerSpec {
+            name: self.name.clone(),
+            description: self.description.clone().unwrap_or_default(),
+            heartbeat_interval: self
+                .heartbeat_interval
+                .clone()
+                .unwrap_or_else(|| runner::DEFAULT_HEARTBEAT_INTERVAL.into()),
+        }
+    }
+
+    /// The `local` block's settings with defaults resolved for `target`.
+    fn local_settings(&self, target: &RunnerTarget) -> Result<LocalDeployment, Diagnostic> {
+        let block = self.local.clone().unwrap_or_default();
+        let runner_binary = match block.runner_binary {
+            Some(path) => path,
+            None => local::default_runner_binary()
+                .ok_or_else(|| {
+                    Diagnostic::attribute_error(
+                        AttributePath::root("local").attribute("runner_binary"),
+                        "Runner Binary Not Found",
+                        format!(
+                            "No {} next to the provider binary; set local.runner_binary to its absolute path.",
+                            local::RUNNER_BINARY
+                        ),
+                    )
+                })?
+                .display()
+                .to_string(),
+        };
+        let log_file = block
+            .log_file
+            .unwrap_or_else(|| local::default_log_file(target).display().to_string());
+        Ok(LocalDeployment {
+            runner_binary,
+            log_file,
+            environment: block.environment.unwrap_or_default(),
+            process: None,
+        })
+    }
+}
+
+fn schema() -> Schema {
+    let computed =
+        |name: &str, description: &str| Attribute::string(name).computed().description(description);
+    Schema::new(
+        Block::new()
+            .description(
+                "A Lakestream CDC runner: one deployment of the `streaming-runner` binary, plus its folder in the \
+                 control store. The runner and the provider never talk directly; they share the control store.",
+            )
+            .attribute(
+                Attribute::string("id")
+                    .computed()
+                    .description("The runner's address: `<control_store>/runners/<runner_id>`. Pipelines reference it; `terraform import` takes it.")
+                    .plan_modifier(use_state_for_unknown()),
+            )
+            .attribute(
+                Attribute::string("runner_id")
+                    .computed()
+                    .description("The runner's id inside the control store: its name's slug and a random suffix.")
+                    .plan_modifier(use_state_for_unknown()),
+            )
+            .attribute(
+                Attribute::string("name")
+                    .required()
+                    .description("Display name: 1 to 30 characters of A-Z, a-z, 0-9, space (not first), `-` and `_`.")
+                    .validator(string_rule("1 to 30 characters of A-Z, a-z, 0-9, space (not first), '-' and '_'", |name| {
+                        rules::display_name(name, rules::RUNNER_NAME_MAX)
+                    })),
+            )
+            .attribute(
+                Attribute::string("description")
+                    .optional()
+                    .computed()
+                    .default("")
+                    .description("Free text, at most 256 characters.")
+                    .validator(string_rule("at most 256 characters", runner::description)),
+            )
+            .attribute(
+                Attribute::string("control_store")
+                    .required()
+                    .description(
+                        "Where provider and runner exchange documents: `file:///<absolute folder>`, `s3://<bucket>/<prefix>`, \
+                         `az://<container>/<prefix>` or `abfss://<container>@<account>.dfs.core.windows.net/<prefix>`. \
+                         Changing it replaces the runner.",
+                    )
+                    .validator(string_rule("a store URL (file://, s3://, az:// or abfss://)", StoreUrl::parse))
+                    .plan_modifier(requires_replace()),
+            )
+            .attribute(
+                Attribute::string("desired_state")
+                    .optional()
+                    .computed()
+                    .default("running")
+                    .description(
+                        "`running` or `stopped` (deployed, scaled to zero). Refresh reports what the platform runs, so a \
+                         runner that died outside Terraform plans as a change back to `running`.",
+                    )
+                    .validator(one_of(&["running", "stopped"])),
+            )
+            .attribute(
+                Attribute::string("heartbeat_interval")
+                    .optional()
+                    .computed()
+                    .default(runner::DEFAULT_HEARTBEAT_INTERVAL)
+                    .description(
+                        "How often the runner writes its status, 1s to 5m (Go duration syntax). After three missed heartbeats \
+                         the runner's status is `unknown`. Changing it restarts the runner.",
+                    )
+                    .validator(string_rule("a duration from 1s to 5m", runner::heartbeat_interval)),
+            )
+            .attribute(
+                Attribute::bool("wait_for_heartbeat")
+                    .optional()
+                    .computed()
+                    .default(true)
+                    .description("Whether create and update wait (within `timeouts`) until the runner reports a heartbeat."),
+            )
+            .block(NestedBlock::single("local", local_block()))
+            .validator(exactly_one_of(&["local"]))
+            .attribute(computed("status", "`pending` (deployed, no heartbeat yet), `running` (fresh heartbeat), `stopped` (not running) or `unknown` (heartbeat older than three intervals)."))
+            .attribute(computed("status_reason", "Why the runner has its status, in the platform's words where it has any."))
+            .attribute(computed("last_heartbeat", "Time of the last heartbeat (RFC 3339), if any."))
+            .attribute(computed("runner_version", "Version of the runner binary, from its heartbeat."))
+            .attribute(computed("pipeline_id", "The id of the pipeline assigned to this runner, if any."))
+            .timeouts(&["create", "update", "delete"]),
+    )
+}
+
+fn local_block() -> Block {
+    Block::new()
+        .description("Runs the runner as a process on the machine running Terraform, for development, demos and tests. It runs in its own session and outlives Terraform.")
+        .attribute(
+            Attribute::string("runner_binary")
+                .optional()
+                .computed()
+                .description("Absolute path of the `streaming-runner` binary; by default the one next to the provider binary.")
+                .validator(string_rule("an absolute path", rules::absolute_path))
+                .plan_modifier(use_state_for_unknown()),
+        )
+        .attribute(
+            Attribute::string("log_file")
+                .optional()
+                .computed()
+                .description("Absolute path of the runner's log (appended to); by default `runner.log` in the runner's control-store folder when that is local.")
+                .validator(string_rule("an absolute path", rules::absolute_path))
+                .plan_modifier(use_state_for_unknown()),
+        )
+        .attribute(
+            Attribute::map("environment", Type::String)
+                .optional()
+                .description(
+                    "Extra environment variables for the runner process, which otherwise inherits Terraform's environment. \
+                     Not for secrets: values are stored in state; reference secrets from the pipeline instead.",
+                )
+                .validator(custom("keys must be environment variable names", |request| {
+                    let keys = request.value.as_object().map(|map| map.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+                    keys.iter().try_for_each(|key| rules::env_var_name(key).map_err(|message| format!("{}: {message}", request.path)))
+                })),
+        )
+        .attribute(
+            Attribute::number("pid")
+                .computed()
+                .description("Process id of the running runner (null when stopped).")
+                .plan_modifier(use_state_for_unknown()),
+        )
+}
+
+/// Whether going from `prior` to `planned` restarts a running runner.
+fn restarts(prior: &RunnerModel, planned: &RunnerModel) -> bool {
+    let local_settings = |model: &RunnerModel| {
+        model.local.as_ref().map(|l| {
+            (
+                l.runner_binary.clone(),
+                l.log_file.clone(),
+                l.environment.clone().unwrap_or_default(),
+            )
+        })
+    };
+    planned.running()
+        && (!prior.running()
+            || prior.heartbeat_interval != planned.heartbeat_interval
+            || local_settings(prior) != local_settings(planned))
+}
+
+impl RunnerResource {
+    /// Applies `model` to the runner at `address`: `runner.json`, `desired.json`, the
+    /// deployment; then waits for a heartbeat from a new instance when one was started.
+    async fn converge(
+        &self,
+        context: &Context,
+        address: &RunnerAddress,
+        model: &RunnerModel,
+        previous: Option<&RunnerRecord>,
+        restart: bool,
+        timeout: Duration,
+    ) -> Result<(), Diagnostics> {
+        let control = address
+            .control()
+            .map_err(|err| Diagnostics::from(store_error(err)))?;
+        let target = RunnerTarget {
+            runner_id: address.runner_id.clone(),
+            control_store: address.control_store.clone(),
+            running: model.running(),
+            restart,
+        };
+        let settings = model.local_settings(&target).map_err(Diagnostics::from)?;
+        let state = if model.running() {
+            RunnerState::Running
+        } else {
+            RunnerState::Stopped
+        };
+        control
+            .update_desired(|desired| {
+                desired.runner_state = state;
+                Ok::<_, Infallible>(())
+            })
+            .await
+            .map_err(|err| Diagnostics::from(store_error(err)))?;
+        let mut record = RunnerRecord {
+            runner_id: address.runner_id.clone(),
+            spec: model.spec(),
+            deployment: DeploymentRecord {
+                kind: "local".into(),
+                settings: previous
+                    .map(|r| r.deployment.settings.clone())
+                    .unwrap_or(serde_json::Value::Null),
+            },
+            provider_version: crate::VERSION.into(),
+            created_at: previous
+                .map(|r| r.created_at)
+                .unwrap_or_else(OffsetDateTime::now_utc),
+        };
+        // The runner reads runner.json when it starts, so it is written before deploying.
+        control
+            .put_record(&record)
+            .await
+            .map_err(|err| Diagnostics::from(store_error(err)))?;
+        let instance_before = control.status().await.ok().flatten().map(|s| s.instance_id);
+        let deployment = Local { settings };
+        let previous_settings = previous
+            .map(|r| &r.deployment.settings)
+            .filter(|s| !s.is_null());
+        let applied = deployment.apply(&target, previous_settings).await;
+        let started = match &applied {
+            Ok(settings) => {
+                let started =
+                    settings.get("process") != previous_settings.and_then(|s| s.get("process"));
+                record.deployment.settings = settings.clone();
+                control
+                    .put_record(&record)
+                    .await
+                    .map_err(|err| Diagnostics::from(store_error(err)))?;
+                started
+            }
+            Err(err) => {
+                return Err(Diagnostic::error(
+                    "Runner Not Deployed",
+                    format!("Deploying runner {}: {err}", address.runner_id),
+                )
+                .into());
+            }
+        };
+        if started && model.wait_for_heartbeat != Some(false) {
+            self.wait_for_heartbeat(
+                context,
+                address,
+                &deployment,
+                &record,
+                instance_before,
+                timeout,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn wait_for_heartbeat(
+        &self,
+        context: &Context,
+        address: &RunnerAddress,
+        deployment: &dyn Deployment,
+        record: &RunnerRecord,
+        instance_before: Option<String>,
+        timeout: Duration,
+    ) -> Result<(), Diagnostics> {
+        let control = address
+            .control()
+            .map_err(|err| Diagnostics::from(store_error(err)))?;
+        let outcome = wait::until(context, timeout, || async {
+            let observation = deployment.observe(&record.deployment.settings).await;
+            if !observation.running {
+                return Check::Failed(observation.reason);
+            }
+            match control.status().await {
+                Ok(Some(status)) if Some(&status.instance_id) != instance_before.as_ref() => {
+                    Check::Done(())
+                }
+                Ok(_) => Check::Pending("no heartbeat from the new runner process yet".into()),
+                Err(err) => Check::Pending(err.to_string()),
+            }
+        })
+        .await;
+        let detail = |why: String| async move {
+            match deployment.failure_detail(&record.deployment.settings).await {
+                Some(extra) => format!("{why}\n\n{extra}"),
+                None => why,
+            }
+        };
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(WaitError::Failed(reason)) => Err(Diagnostic::error("Runner Exited", detail(format!("Runner {}: {reason}.", address.runner_id)).await).into()),
+            Err(WaitError::TimedOut(last)) => Err(Diagnostic::error(
+                "Runner Did Not Report",
+                detail(format!("Runner {} wrote no heartbeat within {timeout:?} ({last}). Raise timeouts.create or check the runner's log.", address.runner_id)).await,
+            )
+            .into()),
+            Err(WaitError::Cancelled) => Err(Diagnostic::error("Interrupted", "Terraform asked the provider to stop while waiting for the runner.").into()),
+        }
+    }
+
+    /// The state for a runner as seen now; configuration-only attributes come from `known`.
+    fn state(
+        &self,
+        view: &RunnerView,
+        address: &RunnerAddress,
+        known: &RunnerModel,
+    ) -> Result<Value, Diagnostic> {
+        let deployment: LocalDeployment =
+            serde_json::from_value(view.record.deployment.settings.clone()).unwrap_or_default();
+        let model = RunnerModel {
+            id: Some(address.id()),
+            runner_id: Some(address.runner_id.clone()),
+            name: view.record.spec.name.clone(),
+            description: Some(view.record.spec.description.clone()),
+            control_store: address.control_store.to_string(),
+            desired_state: Some(
+                if view.observation.running {
+                    "running"
+                } else {
+                    "stopped"
+                }
+                .into(),
+            ),
+            heartbeat_interval: Some(view.record.spec.heartbeat_interval.clone()),
+            wait_for_heartbeat: Some(known.wait_for_heartbeat.unwrap_or(true)),
+            local: Some(LocalModel {
+                runner_binary: Some(deployment.runner_binary),
+                log_file: Some(deployment.log_file),
+                environment: known
+                    .local
+                    .as_ref()
+                    .and_then(|l| l.environment.clone())
+                    .filter(|_| deployment.environment.is_empty())
+                    .or(Some(deployment.environment).filter(|e| !e.is_empty())),
+                pid: deployment
+                    .process
+                    .filter(|_| view.observation.running)
+                    .map(|p| i64::from(p.pid)),
+            }),
+            status: Some(view.health.as_str().into()),
+            status_reason: Some(view.reason.clone()),
+            last_heartbeat: view.status.as_ref().map(|s| rfc3339(s.heartbeat_at)),
+            runner_version: view.status.as_ref().map(|s| s.runner_version.clone()),
+            pipeline_id: view
+                .desired
+                .pipeline
+                .as_ref()
+                .map(|p| p.pipeline_id.clone()),
+            timeouts: known.timeouts.clone(),
+        };
+        self.schema().to_value(&model)
+    }
+
+    async fn read_state(
+        &self,
+        address: &RunnerAddress,
+        known: &RunnerModel,
+    ) -> Result<Option<Value>, Diagnostic> {
+        match observe::runner(address).await? {
+            Some(view) => self.state(&view, address, known).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+#[tfplugin::async_trait]
+impl Resource for RunnerResource {
+    fn type_name(&self) -> &str {
+        "streaming_runner"
+    }
+
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    async fn modify_plan(&self, _context: &Context, plan: &mut ModifyPlan) {
+        if plan.prior.is_null() || plan.planned.is_null() || !plan.planned.is_wholly_known() {
+            return;
+        }
+        let (Ok(prior), Ok(planned)) = (
+            plan.prior.to_typed::<RunnerModel>(),
+            plan.planned.to_typed::<RunnerModel>(),
+        ) else {
+            return;
+        };
+        let pid = AttributePath::root("local").attribute("pid");
+        if restarts(&prior, &planned) {
+            plan.planned.set_at(&pid, Value::Unknown);
+        } else if !planned.running() {
+            plan.planned.set_at(&pid, Value::Null);
+        }
+    }
+
+    async fn create(&self, context: &Context, request: CreateRequest) -> ApplyResponse {
+        let timeouts = Timeouts::from_resource(&request.planned).unwrap_or_default();
+        let model: RunnerModel = match request.planned.unknowns_as_null().to_typed() {
+            Ok(model) => model,
+            Err(err) => return ApplyResponse::failed(Diagnostic::from(err)),
+        };
+        let address = match StoreUrl::parse(&model.control_store) {
+            Ok(control_store) => RunnerAddress {
+                control_store,
+                runner_id: new_id(&model.name),
+            },
+            Err(message) => {
+                return ApplyResponse::failed(Diagnostic::attribute_error(
+                    AttributePath::root("control_store"),
+                    "Invalid Attribute Value",
+                    message,
+                ));
+            }
+        };
+        let converged = self
+            .converge(
+                context,
+                &address,
+                &model,
+                None,
+                false,
+                timeouts.create(DEFAULT_TIMEOUT),
+            )
+            .await;
+        let mut response = ApplyResponse::default();
+        if let Err(diagnostics) = converged {
+            response.diagnostics.extend(diagnostics);
+        }
+        match self.read_state(&address, &model).await {
+            Ok(Some(state)) => response.state = state,
+            Ok(None) => {}
+            Err(diagnostic) => response.diagnostics.push(diagnostic),
+        }
+        response
+    }
+
+    async fn read(&self, _context: &Context, request: ReadRequest) -> ReadResponse {
+        let known: RunnerModel = request
+            .state
+            .unknowns_as_null()
+            .to_typed()
+            .unwrap_or_default();
+        let address = match known.id.as_deref().map(RunnerAddress::parse) {
+            Some(Ok(address)) => address,
+            Some(Err(message)) => {
+                return ReadResponse::failed(Diagnostic::error("Invalid Runner Id", message));
+            }
+            None => return ReadResponse::gone(),
+        };
+        match self.read_state(&address, &known).await {
+            Ok(Some(state)) => ReadResponse::found(state),
+            Ok(None) => ReadResponse::gone(),
+            Err(diagnostic) => ReadResponse::failed(diagnostic),
+        }
+    }
+
+    async fn update(&self, context: &Context, request: UpdateRequest) -> ApplyResponse {
+        let timeouts = Timeouts::from_resource(&request.planned).unwrap_or_default();
+        let (prior, model): (RunnerModel, RunnerModel) = match (
+            request.prior.to_typed(),
+            request.planned.unknowns_as_null().to_typed(),
+        ) {
+            (Ok(prior), Ok(model)) => (prior, model),
+            (Err(err), _) | (_, Err(err)) => return ApplyResponse::failed(Diagnostic::from(err)),
+        };
+        let address = match RunnerAddress::parse(prior.id.as_deref().unwrap_or_default()) {
+            Ok(address) => address,
+            Err(message) => {
+                return ApplyResponse::failed(Diagnostic::error("Invalid Runner Id", message));
+            }
+        };
+        let previous = match address.control().map_err(store_error) {
+            Ok(control) => control.record().await.map_err(store_error),
+            Err(diagnostic) => Err(diagnostic),
+        };
+        let previous = match previous {
+            Ok(previous) => previous,
+            Err(diagnostic) => return ApplyResponse::failed(diagnostic),
+        };
+        let restart = restarts(&prior, &model);
+        let converged = self
+            .converge(
+                context,
+                &address,
+                &model,
+                previous.as_ref(),
+                restart,
+                timeouts.update(DEFAULT_TIMEOUT),
+            )
+            .await;
+        let mut response = ApplyResponse::default();
+        if let Err(diagnostics) = converged {
+            response.diagnostics.extend(diagnostics);
+        }
+        match self.read_state(&address, &model).await {
+            Ok(Some(state)) => response.state = state,
+            Ok(None) => response.diagnostics.push(Diagnostic::error(
+                "Runner Vanished",
+                format!(
+                    "Runner {} disappeared from the control store during the update.",
+                    address.id()
+                ),
+            )),
+            Err(diagnostic) => response.diagnostics.push(diagnostic),
+        }
+        response
+    }
+
+    async fn delete(&self, _context: &Context, request: DeleteRequest) -> Diagnostics {
+        let known: RunnerModel = request
+            .prior
+            .unknowns_as_null()
+            .to_typed()
+            .unwrap_or_default();
+        let Some(Ok(address)) = known.id.as_deref().map(RunnerAddress::parse) else {
+            return Diagnostics::new();
+        };
+        let view = match observe::runner(&address).await {
+            Ok(Some(view)) => view,
+            Ok(None) => return Diagnostics::new(),
+            Err(diagnostic) => return diagnostic.into(),
+        };
+        if let Some(assignment) = &view.desired.pipeline {
+            tracing::warn!(runner = %address.runner_id, pipeline = %assignment.pipeline_id, "deleting a runner that still has a pipeline assigned");
+        }
+        let destroyed = match crate::deploy::for_record(&view.record.deployment) {
+            Ok(deployment) => deployment.destroy(&view.record.deployment.settings).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = destroyed {
+            return Diagnostic::error(
+                "Runner Not Removed",
+                format!(
+                    "Removing the deployment of runner {}: {err}",
+                    address.runner_id
+                ),
+            )
+            .into();
+        }
+        match view.control.delete_all().await {
+            Ok(_) => Diagnostics::new(),
+            Err(err) => store_error(err).into(),
+        }
+    }
+
+    async fn import(&self, _context: &Context, request: ImportRequest) -> ImportResponse {
+        match RunnerAddress::parse(&request.id) {
+            Ok(address) => ImportResponse::passthrough_id(&self.schema(), "id", &address.id()),
+            Err(message) => ImportResponse {
+                resources: Vec::new(),
+                diagnostics: Diagnostic::error("Invalid Import Id", message).into(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_only_for_settings_the_process_reads() {
+        let base = RunnerModel {
+            name: "a".into(),
+            desired_state: Some("running".into()),
+            heartbeat_interval: Some("5s".into()),
+            local: Some(LocalModel::default()),
+            ..RunnerModel::default()
+        };
+        let renamed = RunnerModel {
+            name: "b".into(),
+            description: Some("d".into()),
+            ..base.clone()
+        };
+        assert!(!restarts(&base, &renamed));
+        let faster = RunnerModel {
+            heartbeat_interval: Some("1s".into()),
+            ..base.clone()
+        };
+        assert!(restarts(&base, &faster));
+        let stopped = RunnerModel {
+            desired_state: Some("stopped".into()),
+            ..base.clone()
+        };
+        assert!(restarts(&stopped, &base));
+        assert!(!restarts(&base, &stopped));
+        let env = RunnerModel {
+            local: Some(LocalModel {
+                environment: Some([("A".into(), "1".into())].into()),
+                ..LocalModel::default()
+            }),
+            ..base.clone()
+        };
+        assert!(restarts(&base, &env));
+    }
+
+    #[test]
+    fn the_schema_passes_terraforms_rules() {
+        tfplugin::testing::TestDriver::new(crate::StreamingProvider)
+            .expect("the provider's schemas are valid");
+    }
+}
