@@ -320,19 +320,21 @@ fn secret_block() -> Block {
                 .description("`env` (an environment variable of the runner) or `file` (a file the runner can read).")
                 .validator(one_of(&SecretKind::ALL)),
         )
-        .attribute(Attribute::string("name").required().description("The variable name (`env`) or absolute file path (`file`)."))
+        .attribute(
+            Attribute::string("name")
+                .required()
+                .description("The variable name (`env`) or absolute file path (`file`).")
+                .validator(custom("an environment variable name for env, an absolute path for file", |request| {
+                    let name = request.value.as_str().unwrap_or_default();
+                    let outcome = match request.sibling("type").as_str() {
+                        Some("env") => rules::env_var_name(name),
+                        Some("file") => rules::absolute_path(name),
+                        _ => Ok(()),
+                    };
+                    outcome.map_err(|message| format!("{}: {message}", request.path))
+                })),
+        )
         .attribute(Attribute::string("key").optional().description("When the secret is a JSON object, the key whose value is the password."))
-        .validator(custom("name must suit type", |request| {
-            let (Some(kind), Some(name)) = (request.sibling("type").as_str(), request.sibling("name").as_str()) else {
-                return Ok(());
-            };
-            let outcome = match kind {
-                "env" => rules::env_var_name(name),
-                "file" => rules::absolute_path(name),
-                _ => Ok(()),
-            };
-            outcome.map_err(|message| format!("{}: {message}", request.path.clone().attribute("name")))
-        }))
 }
 
 fn target_block() -> Block {
@@ -666,7 +668,9 @@ impl Resource for PipelineResource {
                 return;
             }
         };
-        // The whole spec, checked with the runner's rules, where the plan already knows it.
+        // The whole spec, checked with the runner's rules, where the configuration is known
+        // (computed parts such as the default slot name may still be unknown; they are not
+        // needed to judge the rest).
         let versioned_known = [
             "name",
             "source",
@@ -675,7 +679,7 @@ impl Resource for PipelineResource {
             "max_consecutive_failures",
         ]
         .iter()
-        .all(|name| plan.planned.attribute(name).is_wholly_known());
+        .all(|name| plan.config.attribute(name).is_wholly_known());
         if versioned_known {
             let spec = planned.spec(planned.pipeline_id.as_deref().unwrap_or("x"));
             violations(

@@ -164,9 +164,17 @@ impl Workspace {
         self
     }
 
-    /// Replaces the configuration (`main.tf`).
+    /// Replaces the configuration (`main.tf`), adding the `required_providers` entry for this
+    /// provider unless the text has its own.
     pub fn config(&self, hcl: &str) -> &Self {
-        std::fs::write(self.path().join("main.tf"), hcl).expect("write main.tf");
+        let text = if hcl.contains("required_providers") {
+            hcl.to_owned()
+        } else {
+            format!(
+                "terraform {{\n  required_providers {{\n    streaming = {{ source = \"{PROVIDER}\" }}\n  }}\n}}\n\n{hcl}"
+            )
+        };
+        std::fs::write(self.path().join("main.tf"), text).expect("write main.tf");
         self
     }
 
