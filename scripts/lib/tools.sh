@@ -28,12 +28,12 @@ ensure_postgres() {
 # A Python virtual environment with the independent readers tests compare against
 # (pyarrow, DuckDB, fastavro with cramjam for Snappy). Exports LAKESTREAM_PYTHON.
 ensure_python_tools() {
-  local stamp="$LAKESTREAM_VENV/.lakestream-tools-1"
+  local stamp="$LAKESTREAM_VENV/.lakestream-tools-2"
   if [ ! -f "$stamp" ]; then
     say "creating the Python tool environment in $LAKESTREAM_VENV"
     command -v python3 >/dev/null || apt_install python3 python3-venv
     python3 -m venv "$LAKESTREAM_VENV"
-    "$LAKESTREAM_VENV/bin/pip" install -q --disable-pip-version-check pyarrow duckdb fastavro cramjam
+    "$LAKESTREAM_VENV/bin/pip" install -q --disable-pip-version-check pyarrow duckdb pytz fastavro cramjam
     touch "$stamp"
   fi
   export LAKESTREAM_PYTHON="$LAKESTREAM_VENV/bin/python"
