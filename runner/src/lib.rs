@@ -5,5 +5,10 @@
 //! them. See `ARCHITECTURE.md` at the repository root for the contracts between them.
 
 pub mod change;
+pub mod control;
+pub mod metrics;
+pub mod pipeline;
+mod retire;
+pub mod secret;
 pub mod sink;
 pub mod source;

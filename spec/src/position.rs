@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Where a change sits in the source's log: the log coordinate of its transaction (for
 /// PostgreSQL the commit LSN) and its order inside that transaction. Ordered
 /// lexicographically; see `ARCHITECTURE.md` ("Positions").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Position {
     /// The transaction's log coordinate.
     pub log: u64,
@@ -16,6 +16,11 @@ pub struct Position {
 }
 
 impl Position {
+    /// A position from its two parts.
+    pub const fn new(log: u64, seq: u64) -> Self {
+        Self { log, seq }
+    }
+
     /// The `_position` column's text: `log` as 16 upper-case hex digits, sortable as a string.
     pub fn log_hex(&self) -> String {
         format!("{:016X}", self.log)

@@ -11,7 +11,7 @@ use arrow_array::RecordBatch;
 use arrow_array::builder::{
     Int64Builder, ListBuilder as ArrowListBuilder, StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow_schema::{DataType, Field, TimeUnit};
+use arrow_schema::{DataType, Field};
 
 use super::column::{ColumnBuilder, ListBuilder};
 use super::schema::TableSchema;
@@ -145,10 +145,8 @@ impl Segment {
                 op: StringBuilder::new(),
                 position: StringBuilder::new(),
                 seq: Int64Builder::new(),
-                commit_ts: TimestampMicrosecondBuilder::new().with_data_type(DataType::Timestamp(
-                    TimeUnit::Microsecond,
-                    Some(Arc::from("UTC")),
-                )),
+                commit_ts: TimestampMicrosecondBuilder::new()
+                    .with_data_type(super::schema::instant_type()),
                 txid: Int64Builder::new(),
                 unchanged: ArrowListBuilder::new(StringBuilder::new()).with_field(Field::new(
                     "item",

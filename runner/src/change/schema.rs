@@ -69,7 +69,7 @@ pub enum ColumnType {
     Time,
     /// Arrow `Timestamp(µs)` without time zone (wall-clock time).
     Timestamp,
-    /// Arrow `Timestamp(µs, "UTC")` (an instant).
+    /// Arrow `Timestamp(µs, "+00:00")` (an instant; see [`instant_type`]).
     TimestampTz,
     /// Arrow `Struct{months: Int32, days: Int32, micros: Int64}`: the three independent parts of
     /// a calendar interval (a month is not a fixed number of days, nor a day of microseconds).
@@ -97,9 +97,7 @@ impl ColumnType {
             ColumnType::Date => DataType::Date32,
             ColumnType::Time => DataType::Time64(TimeUnit::Microsecond),
             ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
-            ColumnType::TimestampTz => {
-                DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC")))
-            }
+            ColumnType::TimestampTz => instant_type(),
             ColumnType::Interval => DataType::Struct(interval_fields()),
             ColumnType::List(element) => DataType::List(Arc::new(element.element_field())),
         }
@@ -314,17 +312,13 @@ impl TableSchema {
 }
 
 /// The metadata fields that start every change file: `_op utf8, _position utf8, _seq int64,
-/// _commit_ts timestamp(µs, "UTC"), _txid int64, _unchanged list<utf8>`.
+/// _commit_ts timestamp(µs, "+00:00"), _txid int64, _unchanged list<utf8>`.
 pub fn change_file_fields() -> Vec<Field> {
     vec![
         Field::new("_op", DataType::Utf8, false),
         Field::new("_position", DataType::Utf8, false),
         Field::new("_seq", DataType::Int64, false),
-        Field::new(
-            "_commit_ts",
-            DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC"))),
-            true,
-        ),
+        Field::new("_commit_ts", instant_type(), true),
         Field::new("_txid", DataType::Int64, true),
         Field::new("_unchanged", unchanged_type(), false),
     ]
@@ -531,4 +525,11 @@ mod tests {
             Err(SchemaError::UnsupportedType { .. })
         ));
     }
+}
+
+/// The Arrow type of an instant: microseconds with the zone written as the offset `+00:00`.
+/// Every writer understands an offset (JSON Lines cannot render a zone name such as `UTC`
+/// without a time-zone database), and Parquet still marks the column as adjusted to UTC.
+pub fn instant_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("+00:00")))
 }

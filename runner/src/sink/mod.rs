@@ -51,3 +51,75 @@ pub fn encoder(format: Format) -> Box<dyn FileEncoder> {
         Format::Avro => Box::new(avro::AvroEncoder),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::change::{
+        ChangeBuffer, Column, ColumnType, Op, Position, RowMeta, TableName, TableSchema,
+    };
+
+    /// Every logical column type and every metadata column, as a source produces them, encodes
+    /// in every format (a zone name such as `UTC` once broke JSON Lines here).
+    #[test]
+    fn a_change_file_of_every_column_type_encodes_in_every_format() {
+        let types = [
+            ColumnType::Bool,
+            ColumnType::Int16,
+            ColumnType::Int32,
+            ColumnType::Int64,
+            ColumnType::Float32,
+            ColumnType::Float64,
+            ColumnType::Decimal {
+                precision: 12,
+                scale: 2,
+            },
+            ColumnType::Utf8,
+            ColumnType::Json,
+            ColumnType::Binary,
+            ColumnType::Date,
+            ColumnType::Time,
+            ColumnType::Timestamp,
+            ColumnType::TimestampTz,
+            ColumnType::Interval,
+            ColumnType::List(Box::new(ColumnType::TimestampTz)),
+            ColumnType::Text,
+        ];
+        let columns = types
+            .iter()
+            .enumerate()
+            .map(|(i, column_type)| Column {
+                name: format!("c{i}"),
+                source_type: format!("{column_type:?}"),
+                column_type: column_type.clone(),
+                key: i == 0,
+                nullable: Some(true),
+            })
+            .collect();
+        let schema =
+            Arc::new(TableSchema::new(TableName::new("public", "every"), columns).unwrap());
+        let mut buffer = ChangeBuffer::new();
+        let mut row = buffer.row(
+            &schema,
+            RowMeta {
+                op: Op::Update,
+                position: Position::new(7, 0),
+                commit_ts: Some(1_700_000_000_000_000),
+                txid: Some(42),
+            },
+        );
+        for _ in &types {
+            row.cell().unwrap().null();
+        }
+        drop(row);
+        let batch = buffer.take().remove(0).batch;
+        for format in [Format::Parquet, Format::Jsonl, Format::Avro] {
+            match encoder(format).encode(&batch.schema(), std::slice::from_ref(&batch)) {
+                Ok(bytes) => assert!(!bytes.is_empty(), "{format:?}"),
+                Err(error) => panic!("{format:?}: {error}"),
+            }
+        }
+    }
+}
