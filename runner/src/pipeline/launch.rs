@@ -64,7 +64,7 @@ async fn run_attempt(
         &launch.pipeline_id,
     )
     .await?;
-    let attempt = Attempt::new(
+    let mut attempt = Attempt::new(
         source,
         lake,
         checkpoint,

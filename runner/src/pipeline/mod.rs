@@ -9,6 +9,8 @@
 mod checkpoint;
 pub mod launch;
 mod status;
+#[cfg(test)]
+mod tests;
 pub mod worker;
 
 use std::time::Duration;
@@ -131,7 +133,7 @@ impl<S: Source> Attempt<S> {
     }
 
     /// Runs until cancelled (committing what is buffered) or an error.
-    pub async fn run(mut self) -> Result<Ended, PipelineError> {
+    pub async fn run(&mut self) -> Result<Ended, PipelineError> {
         self.status.set_phase(Phase::Starting);
         self.publish_totals();
         // Connect first: a source that cannot start (wrong password, missing table) must leave
