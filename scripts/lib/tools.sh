@@ -70,3 +70,39 @@ SHIM
 ensure_rust() {
   command -v cargo >/dev/null || { echo "cargo is required (install Rust with rustup)" >&2; exit 1; }
 }
+
+# moto, the AWS emulator the S3 tests run against, in its own virtual environment (its pinned
+# dependencies stay apart from the reader tools). Exports LAKESTREAM_MOTO_SERVER, the path of
+# its `moto_server` executable, which the testkit starts on a free loopback port. The version
+# floor is the one the conditional-write tests (If-Match, If-None-Match) were verified against.
+ensure_moto() {
+  local venv="$LAKESTREAM_CACHE/moto"
+  local spec='moto[server]>=5.2.5,<6'
+  local stamp="$venv/.lakestream-moto-1"
+  if [ ! -f "$stamp" ]; then
+    say "installing moto into $venv"
+    command -v python3 >/dev/null || apt_install python3 python3-venv
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "$spec"
+    touch "$stamp"
+  fi
+  export LAKESTREAM_MOTO_SERVER="$venv/bin/moto_server"
+}
+
+# Azurite, the Azure Blob emulator, installed with npm into its own folder. Exports
+# LAKESTREAM_AZURITE_BLOB, the path of `azurite-blob` (a node script, so the process the testkit
+# starts is node itself and its PID is the one to stop). The version floor is the one the
+# conditional-write tests were verified against.
+ensure_azurite() {
+  local prefix="$LAKESTREAM_CACHE/node"
+  local spec='azurite@^3.35.0'
+  local stamp="$prefix/.lakestream-azurite-1"
+  if [ ! -f "$stamp" ]; then
+    say "installing Azurite into $prefix"
+    command -v npm >/dev/null || apt_install nodejs npm
+    mkdir -p "$prefix"
+    npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error "$spec" >/dev/null
+    touch "$stamp"
+  fi
+  export LAKESTREAM_AZURITE_BLOB="$prefix/node_modules/.bin/azurite-blob"
+}
