@@ -4,4 +4,6 @@
 //! the PID it recorded (never by name), and is removed when its handle is dropped. Nothing here
 //! is fit for production: durability is switched off for speed.
 
+pub mod azurite;
+pub mod moto;
 pub mod postgres;
