@@ -1,3 +1,4 @@
 //! Integration tests of the runner against real servers. One module per area.
 
+mod sink_stores;
 mod source_postgres;
