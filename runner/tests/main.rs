@@ -1,4 +1,5 @@
 //! Integration tests of the runner against real servers. One module per area.
 
+mod pipeline;
 mod sink_stores;
 mod source_postgres;

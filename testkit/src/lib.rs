@@ -5,5 +5,6 @@
 //! is fit for production: durability is switched off for speed.
 
 pub mod azurite;
+pub mod lake;
 pub mod moto;
 pub mod postgres;

@@ -422,20 +422,20 @@ impl PipelineResource {
     }
 
     /// A diagnostic naming the pipeline that holds a runner.
+    /// The display name of a pipeline (its latest version's), if it can be read.
+    async fn pipeline_name(&self, control: &RunnerControl, pipeline_id: &str) -> Option<String> {
+        let latest = *control.version_numbers(pipeline_id).await.ok()?.last()?;
+        control
+            .version(pipeline_id, latest)
+            .await
+            .ok()
+            .flatten()
+            .map(|v| v.spec.name)
+    }
+
+    /// A diagnostic naming the pipeline that holds a runner.
     async fn busy(&self, control: &RunnerControl, holder: &str) -> Diagnostic {
-        let name = match control.version_numbers(holder).await {
-            Ok(numbers) => match numbers.last() {
-                Some(&n) => control
-                    .version(holder, n)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|v| v.spec.name),
-                None => None,
-            },
-            Err(_) => None,
-        };
-        let holder = match name {
+        let holder = match self.pipeline_name(control, holder).await {
             Some(name) => format!("pipeline {holder} ({name:?})"),
             None => format!("pipeline {holder}"),
         };
@@ -716,7 +716,10 @@ impl Resource for PipelineResource {
             &AttributePath::root("version"),
             version.map_or(Value::Unknown, |v| Value::from(v as i64)),
         );
-        // A runner that is seen busy with another pipeline fails the plan, not the apply.
+        // A runner that is seen busy with another pipeline fails the plan, not the apply. A
+        // create can also be the second half of a replacement (a tainted pipeline, say), whose
+        // predecessor still holds the runner and goes first; Terraform does not say which, so
+        // only a holder with another name is refused here. Apply refuses every other case.
         if creating
             && let Some(Ok(address)) = plan
                 .planned
@@ -726,6 +729,7 @@ impl Resource for PipelineResource {
             && let Ok(control) = address.control()
             && let Ok(Some(desired)) = control.desired().await
             && let Some(holder) = desired.value.pipeline
+            && self.pipeline_name(&control, &holder.pipeline_id).await != planned.name
         {
             plan.diagnostics
                 .push(self.busy(&control, &holder.pipeline_id).await);
@@ -802,7 +806,13 @@ impl Resource for PipelineResource {
             .unknowns_as_null()
             .to_typed()
             .unwrap_or_default();
-        let address = match known.id.as_deref().map(PipelineAddress::parse) {
+        // After an import the state holds nothing but the id, so it is read from the value.
+        let address = match request
+            .state
+            .attribute("id")
+            .as_str()
+            .map(PipelineAddress::parse)
+        {
             Some(Ok(address)) => address,
             Some(Err(message)) => {
                 return ReadResponse::failed(Diagnostic::error("Invalid Pipeline Id", message));

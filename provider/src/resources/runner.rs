@@ -529,7 +529,13 @@ impl Resource for RunnerResource {
             .unknowns_as_null()
             .to_typed()
             .unwrap_or_default();
-        let address = match known.id.as_deref().map(RunnerAddress::parse) {
+        // After an import the state holds nothing but the id, so it is read from the value.
+        let address = match request
+            .state
+            .attribute("id")
+            .as_str()
+            .map(RunnerAddress::parse)
+        {
             Some(Ok(address)) => address,
             Some(Err(message)) => {
                 return ReadResponse::failed(Diagnostic::error("Invalid Runner Id", message));

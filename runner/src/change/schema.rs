@@ -380,6 +380,13 @@ impl Fnv {
     }
 }
 
+/// The Arrow type of an instant: microseconds with the zone written as the offset `+00:00`.
+/// Every writer understands an offset (JSON Lines cannot render a zone name such as `UTC`
+/// without a time-zone database), and Parquet still marks the column as adjusted to UTC.
+pub fn instant_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("+00:00")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,11 +532,4 @@ mod tests {
             Err(SchemaError::UnsupportedType { .. })
         ));
     }
-}
-
-/// The Arrow type of an instant: microseconds with the zone written as the offset `+00:00`.
-/// Every writer understands an offset (JSON Lines cannot render a zone name such as `UTC`
-/// without a time-zone database), and Parquet still marks the column as adjusted to UTC.
-pub fn instant_type() -> DataType {
-    DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("+00:00")))
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use lakestream_testkit::lake::{Replayed, replay};
 use lakestream_testkit::postgres::PostgresServer;
 use serde_json::{Value, json};
 
@@ -168,42 +169,6 @@ pub fn write_spec(dir: &Path, spec: &Value) -> PathBuf {
     let path = dir.join("spec.json");
     std::fs::write(&path, serde_json::to_vec_pretty(spec).unwrap()).unwrap();
     path
-}
-
-/// A table's lake content as a user replaying the change files sees it.
-#[derive(Debug)]
-pub struct Replayed {
-    /// Current rows, sorted by key.
-    pub rows: Vec<Value>,
-    /// Change records read.
-    pub changes: u64,
-    /// Change records sharing (`_position`, `_seq`) with another.
-    pub duplicates: u64,
-    /// Files read.
-    pub files: u64,
-}
-
-/// Replays `folder` with the independent reader (Python: pyarrow, fastavro).
-pub fn replay(folder: &Path, key: &str) -> Result<Replayed, String> {
-    let python = std::env::var("LAKESTREAM_PYTHON")
-        .map_err(|_| "LAKESTREAM_PYTHON is not set: run the tests through scripts/test, which installs the readers".to_owned())?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pipeline/replay_lake.py");
-    let output = Command::new(python)
-        .arg(script)
-        .arg(folder)
-        .arg(key)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !output.status.success() {
-        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
-    }
-    let document: Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
-    Ok(Replayed {
-        rows: document["rows"].as_array().cloned().unwrap_or_default(),
-        changes: document["changes"].as_u64().unwrap_or_default(),
-        duplicates: document["duplicates"].as_u64().unwrap_or_default(),
-        files: document["files"].as_u64().unwrap_or_default(),
-    })
 }
 
 /// The source table's rows as JSON objects, sorted by `key` (compared as text).

@@ -6,14 +6,13 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{
-    Runner, churn, churn_paced, merge, replay, spec, test_dir, until_lake_matches, write_spec,
-};
+use harness::{Runner, churn, churn_paced, merge, spec, test_dir, until_lake_matches, write_spec};
 use lakestream_control::{RunnerControl, Store};
 use lakestream_spec::control::{
     Assignment, DeploymentRecord, Phase, PipelineState, PipelineVersion, RunnerRecord, RunnerStatus,
 };
 use lakestream_spec::{PipelineSpec, RunnerSpec, StoreUrl};
+use lakestream_testkit::lake::replay;
 use lakestream_testkit::postgres::PostgresServer;
 use rand::Rng;
 use serde_json::json;
