@@ -1,0 +1,300 @@
+//! The backfill: every included table copied (`COPY … TO STDOUT`, text format) inside the
+//! snapshot the replication slot exported, on one or more ordinary sessions that imported it.
+//!
+//! Rows are `_op = r` at `log = consistent_point - 1`, `seq` counting rows across the whole
+//! backfill, so they sort before every streamed change. The COPY streams live in this struct
+//! between [`Source::next`](crate::source::Source::next) calls: a full buffer pauses them
+//! (TCP back-pressure holds the server) and the next call resumes exactly where it stopped.
+
+use std::collections::VecDeque;
+
+use futures::future::select_all;
+
+use crate::change::{ChangeBuffer, Op, Position, RowMeta};
+use crate::source::{BackfillProgress, ErrorKind, Event, Limits, SourceError};
+
+use super::catalog::TableState;
+use super::rows::{Decoding, Gate, buffer_error, gate};
+use super::text::{copy_fields, unescape_copy};
+use super::wire::{Conn, WireError, quote_ident};
+
+/// Rows processed between two deadline checks while data keeps arriving.
+const DEADLINE_CHECK_EVERY: u32 = 4096;
+
+/// A running backfill.
+pub(crate) struct Backfill {
+    /// `consistent_point - 1`: the `log` of every snapshot row.
+    log: u64,
+    /// The next row's `seq`.
+    seq: u64,
+    /// Tables (indexes into the source's table list) not started yet.
+    pending: VecDeque<usize>,
+    /// Sessions inside the snapshot.
+    workers: Vec<Worker>,
+    /// Tables completely copied.
+    tables_done: usize,
+    /// Tables to copy.
+    tables_total: usize,
+    /// Rows appended.
+    rows: u64,
+}
+
+/// One session of the backfill.
+struct Worker {
+    /// The session, in a transaction that imported the snapshot.
+    conn: Conn,
+    /// The table being copied, if any.
+    table: Option<usize>,
+}
+
+impl Backfill {
+    /// A backfill of `tables` tables on `conns` (each already inside the snapshot), whose rows
+    /// sit at `consistent_point - 1`.
+    pub(crate) fn new(conns: Vec<Conn>, tables: usize, consistent_point: u64) -> Self {
+        Backfill {
+            log: consistent_point.saturating_sub(1),
+            seq: 0,
+            pending: (0..tables).collect(),
+            workers: conns
+                .into_iter()
+                .map(|conn| Worker { conn, table: None })
+                .collect(),
+            tables_done: 0,
+            tables_total: tables,
+            rows: 0,
+        }
+    }
+
+    /// How far it got.
+    pub(crate) fn progress(&self) -> BackfillProgress {
+        BackfillProgress {
+            tables_done: self.tables_done,
+            tables: self.tables_total,
+            rows: self.rows,
+        }
+    }
+
+    /// Appends snapshot rows until an event; [`Event::BackfillDone`] once every table is copied
+    /// (the sessions are then committed and closed).
+    pub(crate) async fn next(
+        &mut self,
+        buf: &mut ChangeBuffer,
+        limits: &Limits,
+        tables: &[TableState],
+        committed: Option<Position>,
+        decoding: &mut Decoding,
+        last_position: &mut Option<Position>,
+    ) -> Result<Event, SourceError> {
+        let mut since_check = 0u32;
+        loop {
+            // Give idle sessions the next tables.
+            for worker in &mut self.workers {
+                if worker.table.is_none()
+                    && let Some(table) = self.pending.pop_front()
+                {
+                    start_copy(&mut worker.conn, &tables[table]).await?;
+                    worker.table = Some(table);
+                }
+            }
+            if self.workers.iter().all(|w| w.table.is_none()) {
+                for worker in std::mem::take(&mut self.workers) {
+                    let mut conn = worker.conn;
+                    conn.query("COMMIT")
+                        .await
+                        .map_err(|e| e.context("could not end the backfill transaction"))?;
+                    conn.close().await;
+                }
+                return Ok(Event::BackfillDone);
+            }
+
+            // Drain what is buffered.
+            let mut progressed = false;
+            for w in 0..self.workers.len() {
+                loop {
+                    let worker = &mut self.workers[w];
+                    let Some(table) = worker.table else { break };
+                    let frame = match worker.conn.reader.peek() {
+                        Ok(Some(frame)) => frame,
+                        Ok(None) => break,
+                        Err(e) => return Err(copy_error(e, &tables[table])),
+                    };
+                    progressed = true;
+                    let (tag, len) = (frame.tag, frame.len);
+                    match tag {
+                        b'd' => {
+                            let position = Position {
+                                log: self.log,
+                                seq: self.seq,
+                            };
+                            match gate(position, committed, limits, buf) {
+                                Gate::Stop => return Ok(Event::Stopped),
+                                Gate::Full => return Ok(Event::BufferFull),
+                                Gate::Skip => {}
+                                Gate::Write => {
+                                    write_copy_row(
+                                        buf,
+                                        table,
+                                        &tables[table],
+                                        frame.body,
+                                        position,
+                                        decoding,
+                                    )?;
+                                    self.rows += 1;
+                                }
+                            }
+                            worker.conn.reader.consume(len);
+                            self.seq += 1;
+                            *last_position = Some(position);
+                            if limits.stop_after == Some(position) {
+                                return Ok(Event::Stopped);
+                            }
+                            since_check += 1;
+                            if since_check >= DEADLINE_CHECK_EVERY {
+                                since_check = 0;
+                                if tokio::time::Instant::now() >= limits.deadline {
+                                    return Ok(Event::Deadline);
+                                }
+                            }
+                        }
+                        b'Z' => {
+                            worker.conn.reader.consume(len);
+                            worker.table = None;
+                            self.tables_done += 1;
+                            break;
+                        }
+                        b'c' | b'C' | b'N' => worker.conn.reader.consume(len),
+                        b'E' => {
+                            let error = super::wire::ServerError::parse(frame.body);
+                            return Err(copy_error(WireError::Server(error), &tables[table]));
+                        }
+                        other => {
+                            return Err(copy_error(
+                                WireError::Protocol(format!(
+                                    "unexpected message {:?} in a COPY",
+                                    char::from(other)
+                                )),
+                                &tables[table],
+                            ));
+                        }
+                    }
+                }
+            }
+            if progressed {
+                continue;
+            }
+
+            // Wait for any active session, or the deadline.
+            let (result, index) = {
+                let reads = self
+                    .workers
+                    .iter_mut()
+                    .enumerate()
+                    .filter(|(_, w)| w.table.is_some())
+                    .map(|(i, w)| Box::pin(async move { (w.conn.reader.fill().await, i) }));
+                match tokio::time::timeout_at(limits.deadline, select_all(reads)).await {
+                    Ok(((result, index), _, _)) => (result, index),
+                    Err(_) => return Ok(Event::Deadline),
+                }
+            };
+            if let Err(e) = result {
+                let table = self.workers[index].table.unwrap_or_default();
+                return Err(copy_error(e, &tables[table]));
+            }
+        }
+    }
+}
+
+/// Starts `COPY … TO STDOUT` of the published columns (and rows, under a row filter).
+async fn start_copy(conn: &mut Conn, table: &TableState) -> Result<(), SourceError> {
+    let name = table.name();
+    let columns = table
+        .columns
+        .iter()
+        .map(|c| quote_ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let relation = format!("{}.{}", quote_ident(&name.schema), quote_ident(&name.name));
+    let sql = match (&table.row_filter, table.relkind) {
+        (None, b'r') => format!("COPY {relation} ({columns}) TO STDOUT"),
+        (filter, _) => format!(
+            "COPY (SELECT {columns} FROM {relation}{}) TO STDOUT",
+            filter
+                .as_ref()
+                .map(|f| format!(" WHERE {f}"))
+                .unwrap_or_default()
+        ),
+    };
+    conn.start_copy(&sql)
+        .await
+        .map_err(|e| e.context(format!("could not copy table {name} for the backfill")))
+}
+
+/// Writes one COPY text row (`a\tb\n`) as an `r` row.
+fn write_copy_row(
+    buf: &mut ChangeBuffer,
+    table_index: usize,
+    table: &TableState,
+    line: &[u8],
+    position: Position,
+    decoding: &mut Decoding,
+) -> Result<(), SourceError> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let mut row = buf.row(
+        &table.schema,
+        RowMeta {
+            op: Op::Read,
+            position,
+            commit_ts: None,
+            txid: None,
+        },
+    );
+    let mut field_buf = std::mem::take(&mut decoding.field);
+    let mut result = Ok(());
+    let mut count = 0;
+    for (column, field) in copy_fields(line).enumerate() {
+        count += 1;
+        let cell = match row.cell() {
+            Ok(cell) => cell,
+            Err(e) => {
+                result = Err(buffer_error(e));
+                break;
+            }
+        };
+        let Some(raw) = field else {
+            cell.null();
+            continue;
+        };
+        let Some(text) = unescape_copy(raw, &mut field_buf) else {
+            result = Err(SourceError::new(
+                ErrorKind::Data,
+                format!(
+                    "malformed COPY escape in column {column} of {}",
+                    table.name()
+                ),
+            ));
+            break;
+        };
+        if let Err(e) = decoding.write(table_index, table, column, text, cell) {
+            result = Err(e);
+            break;
+        }
+    }
+    decoding.field = field_buf;
+    if result.is_ok() && count != table.columns.len() {
+        result = Err(SourceError::new(
+            ErrorKind::Protocol,
+            format!(
+                "COPY of {} returned {count} fields for {} columns",
+                table.name(),
+                table.columns.len()
+            ),
+        ));
+    }
+    result
+}
+
+/// A failure while copying `table`. A lost session also loses the exported snapshot, so the
+/// backfill cannot resume; a retry (retryable kinds) starts a new one.
+fn copy_error(error: WireError, table: &TableState) -> SourceError {
+    error.context(format!("backfill of {} failed", table.name()))
+}
