@@ -14,6 +14,7 @@ use tfplugin::{DataSource, Provider, Resource};
 pub mod address;
 pub mod data_sources;
 pub mod deploy;
+pub mod docs;
 pub mod observe;
 pub mod resources;
 pub mod rules;

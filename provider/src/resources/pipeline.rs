@@ -153,8 +153,8 @@ fn schema() -> Schema {
             .attribute(
                 Attribute::string("name")
                     .required()
-                    .description("Display name: 1 to 64 characters of A-Z, a-z, 0-9, space (not first), `-` and `_`.")
-                    .validator(string_rule("1 to 64 characters of A-Z, a-z, 0-9, space (not first), '-' and '_'", |name| {
+                    .description("Display name.")
+                    .validator(string_rule("1 to 64 characters of `A-Z`, `a-z`, `0-9`, space (not first), `-` and `_`", |name| {
                         rules::display_name(name, rules::PIPELINE_NAME_MAX)
                     })),
             )
@@ -249,20 +249,20 @@ fn postgres_block() -> Block {
                 })),
         )
         .attribute(Attribute::string("host").optional().description("Server host name or address.").validator(string_rule("a host name or address", rules::host)))
-        .attribute(Attribute::number("port").optional().description("Server port (5432 when not set).").validator(number_rule("from 1 to 65535", rules::port)))
+        .attribute(Attribute::number("port").optional().description("Server port; 5432 when not set.").validator(number_rule("from 1 to 65535", rules::port)))
         .attribute(Attribute::string("database").optional().description("Database name.").validator(string_rule("1 to 63 bytes", rules::pg_identifier)))
         .attribute(Attribute::string("user").optional().description("Role to connect as; it needs the REPLICATION attribute.").validator(string_rule("1 to 63 bytes", rules::pg_identifier)))
         .block(NestedBlock::single("password", secret_block()))
         .attribute(
             Attribute::string("sslmode")
                 .optional()
-                .description("TLS mode as libpq's `sslmode`: `disable`, `prefer` (the default), `require`, `verify-ca` or `verify-full`.")
+                .description("TLS mode, as libpq's `sslmode`; `prefer` when not set.")
                 .validator(one_of(&SslMode::ALL)),
         )
         .attribute(
             Attribute::string("ssl_root_cert")
                 .optional()
-                .description("Absolute path (on the runner) of the CA certificate for `verify-ca` and `verify-full`.")
+                .description("CA certificate file (on the runner) for `verify-ca` and `verify-full`.")
                 .validator(string_rule("an absolute path", rules::absolute_path)),
         )
         .attribute(
@@ -356,7 +356,7 @@ fn target_block() -> Block {
                 .optional()
                 .computed()
                 .default("parquet")
-                .description("`parquet` (Snappy), `jsonl` (JSON Lines) or `avro` (Snappy object container files).")
+                .description("`parquet` (Snappy-compressed), `jsonl` (JSON Lines) or `avro` (Snappy-compressed object container files).")
                 .validator(one_of(&Format::ALL)),
         )
         .attribute(
@@ -364,24 +364,16 @@ fn target_block() -> Block {
                 .optional()
                 .computed()
                 .default(spec_pipeline::DEFAULT_FLUSH_INTERVAL)
-                .description(format!(
-                    "Longest time a change waits in memory before it is written, {} to {}. Longer intervals make fewer, larger files.",
-                    duration::format(FLUSH_INTERVAL_RANGE.0),
-                    duration::format(FLUSH_INTERVAL_RANGE.1)
-                ))
-                .validator(string_rule("a duration from 100ms to 1h", |text| duration::between(text, FLUSH_INTERVAL_RANGE.0, FLUSH_INTERVAL_RANGE.1))),
+                .description("Longest time a change waits in memory before it is written. Longer intervals make fewer, larger files.")
+                .validator(string_rule(&format!("a duration from `{}` to `{}`", duration::format(FLUSH_INTERVAL_RANGE.0), duration::format(FLUSH_INTERVAL_RANGE.1)), |text| duration::between(text, FLUSH_INTERVAL_RANGE.0, FLUSH_INTERVAL_RANGE.1))),
         )
         .attribute(
             Attribute::string("target_file_size")
                 .optional()
                 .computed()
                 .default(spec_pipeline::DEFAULT_TARGET_FILE_SIZE)
-                .description(format!(
-                    "Buffered size at which changes are written without waiting for `flush_interval`, {} to {} (e.g. \"64MiB\"). It bounds the runner's memory too.",
-                    size::format(TARGET_FILE_SIZE_RANGE.0),
-                    size::format(TARGET_FILE_SIZE_RANGE.1)
-                ))
-                .validator(string_rule("a size from 1MiB to 1GiB", |text| size::between(text, TARGET_FILE_SIZE_RANGE.0, TARGET_FILE_SIZE_RANGE.1))),
+                .description("Buffered size at which changes are written without waiting for `flush_interval`, e.g. `\"64MiB\"`. It bounds the runner's memory too.")
+                .validator(string_rule(&format!("a size from `{}` to `{}`", size::format(TARGET_FILE_SIZE_RANGE.0), size::format(TARGET_FILE_SIZE_RANGE.1)), |text| size::between(text, TARGET_FILE_SIZE_RANGE.0, TARGET_FILE_SIZE_RANGE.1))),
         )
 }
 

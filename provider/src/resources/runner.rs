@@ -133,8 +133,8 @@ fn schema() -> Schema {
             .attribute(
                 Attribute::string("name")
                     .required()
-                    .description("Display name: 1 to 30 characters of A-Z, a-z, 0-9, space (not first), `-` and `_`.")
-                    .validator(string_rule("1 to 30 characters of A-Z, a-z, 0-9, space (not first), '-' and '_'", |name| {
+                    .description("Display name.")
+                    .validator(string_rule("1 to 30 characters of `A-Z`, `a-z`, `0-9`, space (not first), `-` and `_`", |name| {
                         rules::display_name(name, rules::RUNNER_NAME_MAX)
                     })),
             )
@@ -143,18 +143,16 @@ fn schema() -> Schema {
                     .optional()
                     .computed()
                     .default("")
-                    .description("Free text, at most 256 characters.")
+                    .description("Free text.")
                     .validator(string_rule("at most 256 characters", runner::description)),
             )
             .attribute(
                 Attribute::string("control_store")
                     .required()
                     .description(
-                        "Where provider and runner exchange documents: `file:///<absolute folder>`, `s3://<bucket>/<prefix>`, \
-                         `az://<container>/<prefix>` or `abfss://<container>@<account>.dfs.core.windows.net/<prefix>`. \
-                         Changing it replaces the runner.",
+                        "Where provider and runner exchange documents (the runner needs read and write access).",
                     )
-                    .validator(string_rule("a store URL (file://, s3://, az:// or abfss://)", StoreUrl::parse))
+                    .validator(string_rule("`file:///<absolute folder>`, `s3://<bucket>/<prefix>`, `az://<container>/<prefix>` or `abfss://<container>@<account>.dfs.core.windows.net/<prefix>`", StoreUrl::parse))
                     .plan_modifier(requires_replace()),
             )
             .attribute(
@@ -174,10 +172,10 @@ fn schema() -> Schema {
                     .computed()
                     .default(runner::DEFAULT_HEARTBEAT_INTERVAL)
                     .description(
-                        "How often the runner writes its status, 1s to 5m (Go duration syntax). After three missed heartbeats \
-                         the runner's status is `unknown`. Changing it restarts the runner.",
+                        "How often the runner writes its status (Go duration syntax). After three missed heartbeats the \
+                         runner's status is `unknown`. Changing it restarts the runner.",
                     )
-                    .validator(string_rule("a duration from 1s to 5m", runner::heartbeat_interval)),
+                    .validator(string_rule("a duration from `1s` to `5m`", runner::heartbeat_interval)),
             )
             .attribute(
                 Attribute::bool("wait_for_heartbeat")
@@ -204,7 +202,7 @@ fn local_block() -> Block {
             Attribute::string("runner_binary")
                 .optional()
                 .computed()
-                .description("Absolute path of the `streaming-runner` binary; by default the one next to the provider binary.")
+                .description("The `streaming-runner` binary; by default the one next to the provider binary.")
                 .validator(string_rule("an absolute path", rules::absolute_path))
                 .plan_modifier(use_state_for_unknown()),
         )
@@ -212,7 +210,7 @@ fn local_block() -> Block {
             Attribute::string("log_file")
                 .optional()
                 .computed()
-                .description("Absolute path of the runner's log (appended to); by default `runner.log` in the runner's control-store folder when that is local.")
+                .description("The runner's log (appended to); by default `runner.log` in the runner's control-store folder when that is local.")
                 .validator(string_rule("an absolute path", rules::absolute_path))
                 .plan_modifier(use_state_for_unknown()),
         )
