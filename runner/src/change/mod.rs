@@ -18,6 +18,7 @@ pub use buffer::{BufferError, Cell, ChangeBuffer, ListCell, RowMeta, RowWriter, 
 pub use lakestream_spec::Position;
 pub use schema::{
     Column, ColumnType, METADATA_COLUMNS, SchemaError, TableSchema, change_file_fields,
+    instant_type,
 };
 
 /// The kind of a change, written to the lake's `_op` column.
