@@ -172,22 +172,11 @@ impl Source for PostgresSource {
                 )
             })?;
             let sessions = config.backfill_connections.min(config.tables.len()).max(1);
+            let all: Vec<TableName> = described.iter().map(|(t, _, _)| t.clone()).collect();
             let mut conns = Vec::with_capacity(sessions);
             for _ in 0..sessions {
-                conns.push(import_snapshot(config, &snapshot).await?);
+                conns.push(import_snapshot(config, &snapshot, &all).await?);
             }
-            let lock = format!(
-                "LOCK TABLE {} IN ACCESS SHARE MODE",
-                described
-                    .iter()
-                    .map(|(t, _, _)| format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            conns[0]
-                .query(&lock)
-                .await
-                .map_err(|e| e.context("could not lock the included tables for the backfill"))?;
             tables = describe_tables(&mut conns[0], &described, &publication, &mut types).await?;
             started = Started {
                 tables: tables.iter().map(|t| Arc::clone(&t.schema)).collect(),
@@ -466,10 +455,13 @@ async fn create_slot(
 }
 
 /// An ordinary session inside a repeatable-read, read-only transaction that imported
-/// `snapshot`.
+/// `snapshot` and holds `ACCESS SHARE` locks on every included table. Every session locks every
+/// table, so no DDL can change a table until the last session still copying has finished (a
+/// session commits as soon as no table is left for it).
 async fn import_snapshot(
     config: &PostgresSourceConfig,
     snapshot: &str,
+    tables: &[TableName],
 ) -> Result<Conn, SourceError> {
     let mut conn = Conn::connect(config, Session::Ordinary).await?;
     conn.query(&format!(
@@ -478,5 +470,16 @@ async fn import_snapshot(
     ))
     .await
     .map_err(|e| e.context("could not import the slot's snapshot for the backfill"))?;
+    let lock = format!(
+        "LOCK TABLE {} IN ACCESS SHARE MODE",
+        tables
+            .iter()
+            .map(|t| format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    conn.query(&lock)
+        .await
+        .map_err(|e| e.context("could not lock the included tables for the backfill"))?;
     Ok(conn)
 }

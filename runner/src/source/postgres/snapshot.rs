@@ -87,23 +87,27 @@ impl Backfill {
     ) -> Result<Event, SourceError> {
         let mut since_check = 0u32;
         loop {
-            // Give idle sessions the next tables.
-            for worker in &mut self.workers {
-                if worker.table.is_none()
-                    && let Some(table) = self.pending.pop_front()
-                {
+            // Give idle sessions the next tables; end the sessions nothing is left for, so they
+            // do not sit idle in a transaction (and trip `idle_in_transaction_session_timeout`)
+            // while the others copy.
+            let mut w = 0;
+            while w < self.workers.len() {
+                let worker = &mut self.workers[w];
+                if worker.table.is_some() {
+                    w += 1;
+                } else if let Some(table) = self.pending.pop_front() {
                     start_copy(&mut worker.conn, &tables[table]).await?;
                     worker.table = Some(table);
-                }
-            }
-            if self.workers.iter().all(|w| w.table.is_none()) {
-                for worker in std::mem::take(&mut self.workers) {
-                    let mut conn = worker.conn;
+                    w += 1;
+                } else {
+                    let mut conn = self.workers.swap_remove(w).conn;
                     conn.query("COMMIT")
                         .await
                         .map_err(|e| e.context("could not end the backfill transaction"))?;
                     conn.close().await;
                 }
+            }
+            if self.workers.is_empty() {
                 return Ok(Event::BackfillDone);
             }
 
