@@ -299,11 +299,18 @@ async fn unchanged_toast_is_marked_or_filled() {
          INSERT INTO toasty_full SELECT 1, string_agg(md5(i::text), ''), 1 FROM generate_series(1, 500) i;
          UPDATE toasty SET small = 2 WHERE id = 1;
          UPDATE toasty_full SET small = 2 WHERE id = 1;
-         DELETE FROM toasty_full WHERE id = 1;",
+         DELETE FROM toasty_full WHERE id = 1;
+         INSERT INTO toasty VALUES (2, repeat('x', 20000000), 0);",
     )
     .await
     .unwrap();
-    let (changes, _) = drain(&mut src, &mut buf, BIG, TIMEOUT, |c| c.len() == 5).await;
+    let (changes, _) = drain(&mut src, &mut buf, BIG, TIMEOUT, |c| c.len() == 6).await;
+    let huge = changes.iter().find(|c| c.get("id") == Some("2")).unwrap();
+    assert_eq!(
+        huge.get("big").map(str::len),
+        Some(20_000_000),
+        "a 20 MB value in one message"
+    );
     let big = pg
         .query_scalar("SELECT string_agg(md5(i::text), '') FROM generate_series(1, 500) i")
         .await

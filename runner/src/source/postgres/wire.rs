@@ -27,6 +27,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bytes asked of the socket per read: large reads, few system calls.
 const READ_CHUNK: usize = 256 * 1024;
 
+/// Receive-buffer capacity beyond which an emptied buffer is replaced by a fresh one.
+const SHRINK_ABOVE: usize = 16 * READ_CHUNK;
+
 /// Largest message accepted (PostgreSQL's own limit for a field is 1 GB).
 const MAX_MESSAGE: usize = 1 << 30;
 
@@ -209,9 +212,13 @@ impl FrameReader {
         }))
     }
 
-    /// Drops a message returned by [`FrameReader::peek`] from the buffer.
+    /// Drops a message returned by [`FrameReader::peek`] from the buffer. A buffer that grew
+    /// for one huge message (a large TOASTed value) is given back once it is empty.
     pub(crate) fn consume(&mut self, len: usize) {
         self.buf.advance(len);
+        if self.buf.is_empty() && self.buf.capacity() > SHRINK_ABOVE {
+            self.buf = BytesMut::with_capacity(READ_CHUNK);
+        }
     }
 
     /// Reads more bytes (at least one), making room for the whole pending message first.
