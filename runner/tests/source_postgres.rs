@@ -223,6 +223,7 @@ async fn types_round_trip_through_backfill_and_stream() {
         .await
         .unwrap();
     assert!(started.backfill);
+    assert!(src.publication_created());
     let schema = &started.tables[0];
     let lake_type = |name: &str| {
         schema
@@ -976,6 +977,7 @@ async fn bad_configuration_gives_clear_fatal_errors() {
     })
     .await
     .expect("verify-full start");
+    assert!(!src.publication_created(), "other_pub existed");
     let mut buf = ChangeBuffer::new();
     let (rows, _) = drain(&mut src, &mut buf, BIG, TIMEOUT, |c| c.len() == 2).await;
     let ids: Vec<&str> = rows.iter().map(|c| c.get("id").unwrap()).collect();

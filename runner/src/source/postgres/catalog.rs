@@ -67,6 +67,8 @@ pub(crate) struct SourceColumn {
 pub(crate) struct Publication {
     /// `FOR ALL TABLES`.
     pub(crate) all_tables: bool,
+    /// This start created it.
+    pub(crate) created: bool,
     /// Partition changes are published as the root table's.
     pub(crate) via_root: bool,
     /// Operations not published (`insert`, `update` …), for a warning.
@@ -204,12 +206,14 @@ pub(crate) async fn prepare_publication(
                 ),
             )
         })?;
-        return read_publication(conn, config).await?.ok_or_else(|| {
+        let mut created = read_publication(conn, config).await?.ok_or_else(|| {
             SourceError::new(
                 ErrorKind::MissingObject,
                 format!("publication \"{name}\" vanished right after it was created"),
             )
-        });
+        })?;
+        created.created = true;
+        return Ok(created);
     };
     let missing: Vec<TableName> = config
         .tables
@@ -339,6 +343,7 @@ async fn read_publication(
         .collect();
     Ok(Some(Publication {
         all_tables: flag(0),
+        created: false,
         via_root: flag(1),
         unpublished,
         tables,

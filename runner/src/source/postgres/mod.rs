@@ -119,6 +119,14 @@ impl PostgresSource {
     pub fn config(&self) -> &PostgresSourceConfig {
         &self.config
     }
+
+    /// Whether the last [`Source::start`] created the publication (so dropping it later is
+    /// ours to do); `false` before a start and when it already existed.
+    pub fn publication_created(&self) -> bool {
+        self.run
+            .as_ref()
+            .is_some_and(|run| run.shared.publication.created)
+    }
 }
 
 impl Source for PostgresSource {
