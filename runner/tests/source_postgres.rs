@@ -1012,7 +1012,11 @@ async fn throughput_against_pg_recvlogical_and_copy() {
     pg.execute("CREATE TABLE narrow (id bigint PRIMARY KEY, name text, at timestamptz)")
         .await
         .unwrap();
-    let cfg = config(&pg, &["narrow"], "bench_slot");
+    let mut cfg = config(&pg, &["narrow"], "bench_slot");
+    // LAKESTREAM_BENCH_TLS=1 measures the source over TLS.
+    if std::env::var_os("LAKESTREAM_BENCH_TLS").is_some() {
+        cfg.sslmode = SslMode::Require;
+    }
     // Our slot and two for pg_recvlogical, all before the data.
     let mut src = source(cfg.clone());
     src.start(Resume::default()).await.unwrap();
@@ -1117,7 +1121,6 @@ async fn throughput_against_pg_recvlogical_and_copy() {
     assert!(status.success());
     let copy = started.elapsed();
 
-    let mut cfg = cfg;
     cfg.slot = "bench_backfill".into();
     let mut src = source(cfg);
     let started = Instant::now();
