@@ -117,8 +117,9 @@ async fn query(
     conn.query(sql).await.map_err(|e| e.context(what()))
 }
 
-/// Refuses servers the source cannot work with: too old, `wal_level` not logical, not UTF-8, or
-/// a role without the `REPLICATION` attribute.
+/// Refuses servers the source cannot work with: too old, `wal_level` not logical, not UTF-8.
+/// (Whether the role may replicate is left to the replication session's own check, which also
+/// knows managed services' grants such as `rds_replication`.)
 pub(crate) async fn check_server(
     conn: &mut Conn,
     config: &PostgresSourceConfig,
@@ -136,8 +137,7 @@ pub(crate) async fn check_server(
     }
     let rows = query(
         conn,
-        "SELECT current_setting('wal_level'), current_setting('server_encoding'), \
-         (SELECT rolreplication OR rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)",
+        "SELECT current_setting('wal_level'), current_setting('server_encoding')",
         || format!("could not read the settings of {endpoint}"),
     )
     .await?;
@@ -159,17 +159,6 @@ pub(crate) async fn check_server(
                 "database {} at {endpoint} uses encoding {}; Lakestream captures UTF8 databases only",
                 config.database,
                 field(1)
-            ),
-        ));
-    }
-    if field(2) != "t" {
-        return Err(SourceError::new(
-            ErrorKind::Permission,
-            format!(
-                "role \"{}\" may not use replication slot \"{}\": it lacks the REPLICATION attribute (ALTER ROLE {} REPLICATION)",
-                config.user,
-                config.slot,
-                quote_ident(&config.user)
             ),
         ));
     }

@@ -7,8 +7,8 @@
 //! `docs/type-mapping.md`), `pgoutput` (stream decoder), `rows` (limits and cell decoding),
 //! `snapshot` (backfill), `stream` (streaming, status updates, heartbeats).
 //!
-//! [`PostgresSource::start`] checks the server (version ≥ 14, `wal_level=logical`, UTF-8, a role
-//! with `REPLICATION`), resolves the tables, prepares the publication and the slot:
+//! [`PostgresSource::start`] checks the server (version ≥ 14, `wal_level=logical`, UTF-8) and that
+//! the role may open a replication session, resolves the tables, prepares the publication and the slot:
 //!
 //! - with [`Resume::backfill`]: the slot is dropped if it exists (it is ours by name) and created
 //!   with an exported snapshot; backfill sessions import the snapshot, lock the tables against
@@ -136,6 +136,8 @@ impl Source for PostgresSource {
         config.validate()?;
         let mut catalog = Conn::connect(config, Session::Ordinary).await?;
         check_server(&mut catalog, config).await?;
+        // Before changing anything: a role that may not replicate fails here.
+        let mut replication = Conn::connect(config, Session::Replication).await?;
         let found =
             find_tables(&mut catalog, &config.tables, resume.backfill, &config.user).await?;
         let described: Vec<(TableName, u32, u8)> = config
@@ -160,7 +162,6 @@ impl Source for PostgresSource {
         }
         let slot = read_slot(&mut catalog, &config.slot).await?;
         let mut types = TypeCache::default();
-        let mut replication = Conn::connect(config, Session::Replication).await?;
 
         let started;
         let tables;
