@@ -91,10 +91,10 @@ async fn run(args: RunArgs) -> ExitCode {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let published = Published::default();
-    if let Some(address) = args.metrics_addr {
-        if let Err(err) = metrics::serve(address, published.clone()).await {
-            return fail(2, &format!("cannot serve metrics on {address}: {err}"));
-        }
+    if let Some(address) = args.metrics_addr
+        && let Err(err) = metrics::serve(address, published.clone()).await
+    {
+        return fail(2, &format!("cannot serve metrics on {address}: {err}"));
     }
     match (&args.spec, &args.control_store, &args.runner_id) {
         (Some(spec), _, _) => run_standalone(spec, &args, published, shutdown).await,

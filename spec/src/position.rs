@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 /// Where a change sits in the source's log: the log coordinate of its transaction (for
 /// PostgreSQL the commit LSN) and its order inside that transaction. Ordered
 /// lexicographically; see `ARCHITECTURE.md` ("Positions").
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Position {
     /// The transaction's log coordinate.
     pub log: u64,

@@ -395,7 +395,14 @@ async fn bad_inputs_fail_with_one_line_naming_the_problem_and_write_nothing() {
         .execute("CREATE ROLE limited LOGIN REPLICATION PASSWORD 'limited'; GRANT SELECT ON items TO limited")
         .await
         .unwrap();
-    let cases: [(&str, serde_json::Value, &[(&str, &str)], &str); 3] = [
+    /// Name, spec overrides, runner environment, expected error text.
+    type Case = (
+        &'static str,
+        serde_json::Value,
+        &'static [(&'static str, &'static str)],
+        &'static str,
+    );
+    let cases: [Case; 3] = [
         (
             "wrong password",
             json!({"source": {"postgres": {"password": {"type": "env", "name": "WRONG_PASSWORD"}}}}),
