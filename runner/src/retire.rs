@@ -36,7 +36,9 @@ pub async fn retire(control: &RunnerControl, retirement: &Retirement) -> Result<
         .await
         .map_err(|err| err.to_string())?
         .is_some_and(|doc| doc.value.publication_created);
-    let config = postgres_config(postgres, id).map_err(|err| error_chain(&err))?;
+    let config = postgres_config(postgres, id)
+        .await
+        .map_err(|err| error_chain(&err))?;
     drop_replication_objects(&config, publication_created)
         .await
         .map_err(|err| error_chain(&err))?;

@@ -155,6 +155,34 @@ pub fn env_var_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// An AWS Secrets Manager secret id: a name (1 to 512 characters of `A-Z a-z 0-9 / _ + = . @ -`)
+/// or a secret ARN.
+pub fn aws_secret_id(id: &str) -> Result<(), String> {
+    static NAME: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^[A-Za-z0-9/_+=.@-]{1,512}$").unwrap());
+    static ARN: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
+            .unwrap()
+    });
+    if NAME.is_match(id) || ARN.is_match(id) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{id:?} is not a Secrets Manager secret name or ARN; allowed: 1 to 512 characters of A-Z, a-z, 0-9, /_+=.@- or arn:aws:secretsmanager:<region>:<account>:secret:<name>"
+        ))
+    }
+}
+
+/// The `name` of a secret reference of `kind`.
+pub fn secret_name(kind: crate::secret::SecretKind, name: &str) -> Result<(), String> {
+    use crate::secret::SecretKind;
+    match kind {
+        SecretKind::Env => env_var_name(name),
+        SecretKind::File => absolute_path(name),
+        SecretKind::AwsSecretsManager => aws_secret_id(name),
+    }
+}
+
 /// An absolute file path.
 pub fn absolute_path(path: &str) -> Result<(), String> {
     if path.starts_with('/') && !path.contains('\0') {
@@ -255,6 +283,20 @@ mod tests {
         for bad in ["", "a.b.c", "a b", "1abc", "\"open", "a.", ".a", "a;drop"] {
             assert!(table_name(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn secret_ids_are_names_or_arns() {
+        assert!(aws_secret_id("prod/shop/cdc").is_ok());
+        assert!(
+            aws_secret_id("arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/shop-AbCdEf")
+                .is_ok()
+        );
+        assert!(aws_secret_id("has space").is_err());
+        assert!(
+            aws_secret_id("arn:aws:secretsmanager:eu-west-1:12:secret:x").is_err(),
+            "an account id has 12 digits"
+        );
     }
 
     #[test]

@@ -15,11 +15,13 @@ pub enum SecretKind {
     Env,
     /// A file readable by the runner process (e.g. a mounted secret).
     File,
+    /// An AWS Secrets Manager secret, by name or ARN, read with the runner's AWS identity.
+    AwsSecretsManager,
 }
 
 impl SecretKind {
     /// Every kind, as written in configuration.
-    pub const ALL: [&'static str; 2] = ["env", "file"];
+    pub const ALL: [&'static str; 3] = ["env", "file", "aws_secrets_manager"];
 }
 
 /// A reference to a secret value.
@@ -39,10 +41,7 @@ pub struct SecretRef {
 impl SecretRef {
     /// Checks the reference's shape (not whether the secret exists: only the runner can see it).
     pub fn validate(&self, path: &FieldPath, violations: &mut Violations) {
-        let outcome = match self.kind {
-            SecretKind::Env => rules::env_var_name(&self.name),
-            SecretKind::File => rules::absolute_path(&self.name),
-        };
+        let outcome = rules::secret_name(self.kind, &self.name);
         violations.check(&path.field("name"), outcome);
         if let Some(key) = &self.key {
             violations.check(&path.field("key"), rules::non_empty(key));
@@ -56,6 +55,7 @@ impl std::fmt::Display for SecretRef {
         let kind = match self.kind {
             SecretKind::Env => "environment variable",
             SecretKind::File => "file",
+            SecretKind::AwsSecretsManager => "AWS Secrets Manager secret",
         };
         write!(f, "{kind} {}", self.name)?;
         if let Some(key) = &self.key {

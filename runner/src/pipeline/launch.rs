@@ -55,7 +55,7 @@ async fn run_attempt(
         .postgres
         .as_ref()
         .ok_or_else(|| PipelineError::Setup("the spec has no source".into()))?;
-    let source = PostgresSource::new(postgres_config(postgres, &launch.pipeline_id)?);
+    let source = PostgresSource::new(postgres_config(postgres, &launch.pipeline_id).await?);
     let target_url = spec.target.store_url().map_err(PipelineError::Setup)?;
     let lake = Lake::open(&target_url, spec.target.format)?;
     let checkpoint = CheckpointFile::read(
@@ -99,7 +99,7 @@ fn settings(launch: &Launch) -> Result<Settings, PipelineError> {
 
 /// The PostgreSQL source's configuration, with the password resolved now (so a rotated
 /// secret is picked up by the next attempt).
-pub fn postgres_config(
+pub async fn postgres_config(
     spec: &PostgresSpec,
     pipeline_id: &str,
 ) -> Result<PostgresSourceConfig, PipelineError> {
@@ -122,11 +122,13 @@ pub fn postgres_config(
     config.sslmode = connection.sslmode;
     config.ssl_root_cert = spec.ssl_root_cert.as_ref().map(Into::into);
     config.create_publication = spec.create_publication;
-    config.password = spec
-        .password
-        .as_ref()
-        .map(secret::resolve)
-        .transpose()
-        .map_err(|err| PipelineError::Setup(err.to_string()))?;
+    config.password = match &spec.password {
+        Some(reference) => Some(
+            secret::resolve(reference)
+                .await
+                .map_err(|err| PipelineError::Setup(err.to_string()))?,
+        ),
+        None => None,
+    };
     Ok(config)
 }
