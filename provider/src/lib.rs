@@ -9,9 +9,13 @@
 
 use std::sync::Arc;
 
-use tfplugin::{DataSource, Provider, Resource};
+use tfplugin::{
+    Block, ConfigureRequest, ConfigureResponse, DataSource, Diagnostic, Provider, Resource, Schema,
+};
 
 pub mod address;
+pub mod aws;
+pub mod context;
 pub mod data_sources;
 pub mod deploy;
 pub mod docs;
@@ -31,6 +35,32 @@ pub struct StreamingProvider;
 
 #[tfplugin::async_trait]
 impl Provider for StreamingProvider {
+    fn schema(&self) -> Schema {
+        Schema::new(
+            Block::new()
+                .description("Settings shared by every resource of this provider.")
+                .block(aws::block()),
+        )
+    }
+
+    async fn configure(&self, request: ConfigureRequest) -> ConfigureResponse {
+        let mut response = ConfigureResponse::default();
+        let aws = request.config.unknowns_as_null().attribute("aws").clone();
+        let settings = if aws.is_null() {
+            Ok(aws::AwsSettings::default())
+        } else {
+            aws.to_typed::<aws::AwsSettings>()
+        };
+        match settings {
+            Ok(settings) => {
+                response.provider_data =
+                    Some(std::sync::Arc::new(context::ProviderContext::new(settings)))
+            }
+            Err(err) => response.diagnostics.push(Diagnostic::from(err)),
+        }
+        response
+    }
+
     fn resources(&self) -> Vec<Arc<dyn Resource>> {
         vec![
             Arc::new(resources::runner::RunnerResource),

@@ -7,10 +7,11 @@ use lakestream_spec::control::{
     Assignment, Desired, PipelineStatus, PipelineVersion, RunnerHealth, RunnerRecord, RunnerState,
     RunnerStatus, runner_health,
 };
-use tfplugin::Diagnostic;
+use tfplugin::{Context, Diagnostic};
 use time::OffsetDateTime;
 
 use crate::address::{PipelineAddress, RunnerAddress};
+use crate::context::ProviderContext;
 use crate::deploy::{self, Observation};
 
 /// A runner as seen now.
@@ -37,7 +38,10 @@ pub fn store_error(error: impl std::fmt::Display) -> Diagnostic {
 }
 
 /// Reads a runner; `None` when it does not exist (no `runner.json`).
-pub async fn runner(address: &RunnerAddress) -> Result<Option<RunnerView>, Diagnostic> {
+pub async fn runner(
+    address: &RunnerAddress,
+    context: &Context,
+) -> Result<Option<RunnerView>, Diagnostic> {
     let control = address.control().map_err(store_error)?;
     let Some(record) = control.record().await.map_err(store_error)? else {
         return Ok(None);
@@ -49,8 +53,10 @@ pub async fn runner(address: &RunnerAddress) -> Result<Option<RunnerView>, Diagn
         .map(|doc| doc.value)
         .unwrap_or_default();
     let status = control.status().await.map_err(store_error)?;
-    let observation = deploy::for_record(&record.deployment)
-        .map_err(|err| Diagnostic::error("Unknown Deployment", err.message))?
+    let provider = context.provider_data::<ProviderContext>().ok();
+    let observation = deploy::for_record(&record.deployment, provider.as_deref())
+        .await
+        .map_err(|err| Diagnostic::error("Deployment Unavailable", err.message))?
         .observe(&record.deployment.settings)
         .await;
     let (health, reason) = if desired.runner_state == RunnerState::Running && !observation.running {
@@ -86,8 +92,11 @@ pub struct PipelineView {
 }
 
 /// Reads a pipeline; `None` when its runner or its versions are gone.
-pub async fn pipeline(address: &PipelineAddress) -> Result<Option<PipelineView>, Diagnostic> {
-    let Some(runner) = runner(&address.runner).await? else {
+pub async fn pipeline(
+    address: &PipelineAddress,
+    context: &Context,
+) -> Result<Option<PipelineView>, Diagnostic> {
+    let Some(runner) = runner(&address.runner, context).await? else {
         return Ok(None);
     };
     let id = &address.pipeline_id;

@@ -133,13 +133,13 @@ impl DataSource for PipelineStatusDataSource {
         )
     }
 
-    async fn read(&self, _context: &Context, request: ReadDataRequest) -> ReadDataResponse {
+    async fn read(&self, context: &Context, request: ReadDataRequest) -> ReadDataResponse {
         let id = request.config.attribute("id").as_str().unwrap_or_default();
         let address = match PipelineAddress::parse(id) {
             Ok(address) => address,
             Err(message) => return failed(Diagnostic::error("Invalid Pipeline Id", message)),
         };
-        let view = match observe::pipeline(&address).await {
+        let view = match observe::pipeline(&address, context).await {
             Ok(Some(view)) => view,
             Ok(None) => {
                 return failed(Diagnostic::error(

@@ -88,13 +88,13 @@ impl DataSource for RunnerDataSource {
         )
     }
 
-    async fn read(&self, _context: &Context, request: ReadDataRequest) -> ReadDataResponse {
+    async fn read(&self, context: &Context, request: ReadDataRequest) -> ReadDataResponse {
         let id = request.config.attribute("id").as_str().unwrap_or_default();
         let address = match RunnerAddress::parse(id) {
             Ok(address) => address,
             Err(message) => return failed(Diagnostic::error("Invalid Runner Id", message)),
         };
-        let view = match observe::runner(&address).await {
+        let view = match observe::runner(&address, context).await {
             Ok(Some(view)) => view,
             Ok(None) => {
                 return failed(Diagnostic::error(

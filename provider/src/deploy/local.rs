@@ -8,12 +8,17 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use lakestream_spec::rules;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
-use tfplugin::async_trait;
+use tfplugin::plan_modifier::use_state_for_unknown;
+use tfplugin::validator::custom;
+use tfplugin::{Attribute, Block, NestedBlock, Type, async_trait};
 
-use super::{DeployError, Deployment, Observation, RunnerTarget};
+use crate::rules::string_rule;
+
+use super::{Applied, DeployError, Deployment, Observation, RunnerTarget};
 
 /// How long a runner gets to commit and exit after SIGTERM before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(20);
@@ -27,6 +32,115 @@ const PLUGIN_VARIABLES: [&str; 5] = [
     "PLUGIN_MIN_PORT",
     "PLUGIN_MAX_PORT",
 ];
+
+/// The `local` block as Terraform holds it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LocalBlock {
+    /// `runner_binary`.
+    pub runner_binary: Option<String>,
+    /// `log_file`.
+    pub log_file: Option<String>,
+    /// `environment`.
+    pub environment: Option<BTreeMap<String, String>>,
+    /// `pid` (computed).
+    pub pid: Option<i64>,
+}
+
+impl LocalBlock {
+    /// The deployment settings, with defaults resolved for `target`.
+    pub fn settings(&self, target: &RunnerTarget) -> Result<LocalDeployment, DeployError> {
+        let runner_binary = match &self.runner_binary {
+            Some(path) => path.clone(),
+            None => default_runner_binary()
+                .ok_or_else(|| DeployError::new(format!("no {RUNNER_BINARY} next to the provider binary; set local.runner_binary to its absolute path")))?
+                .display()
+                .to_string(),
+        };
+        let log_file = self
+            .log_file
+            .clone()
+            .unwrap_or_else(|| default_log_file(target).display().to_string());
+        Ok(LocalDeployment {
+            runner_binary,
+            log_file,
+            environment: self.environment.clone().unwrap_or_default(),
+            process: None,
+        })
+    }
+
+    /// The block as a record describes it; `running` says whether the process still runs.
+    pub fn from_record(record: &serde_json::Value, running: bool) -> Self {
+        let deployment: LocalDeployment =
+            serde_json::from_value(record.clone()).unwrap_or_default();
+        Self {
+            runner_binary: Some(deployment.runner_binary),
+            log_file: Some(deployment.log_file),
+            environment: Some(deployment.environment).filter(|e| !e.is_empty()),
+            pid: deployment
+                .process
+                .filter(|_| running)
+                .map(|p| i64::from(p.pid)),
+        }
+    }
+
+    /// What, when it changes, restarts the process.
+    pub fn process_settings(
+        &self,
+    ) -> (
+        Option<&String>,
+        Option<&String>,
+        Option<&BTreeMap<String, String>>,
+    ) {
+        (
+            self.runner_binary.as_ref(),
+            self.log_file.as_ref(),
+            self.environment.as_ref().filter(|e| !e.is_empty()),
+        )
+    }
+}
+
+/// The `local` block's schema.
+pub fn block() -> NestedBlock {
+    NestedBlock::single(
+        "local",
+        Block::new()
+            .description("Runs the runner as a process on the machine running Terraform, for development, demos and tests. It runs in its own session and outlives Terraform.")
+            .attribute(
+                Attribute::string("runner_binary")
+                    .optional()
+                    .computed()
+                    .description("The `streaming-runner` binary; by default the one next to the provider binary.")
+                    .validator(string_rule("an absolute path", rules::absolute_path))
+                    .plan_modifier(use_state_for_unknown()),
+            )
+            .attribute(
+                Attribute::string("log_file")
+                    .optional()
+                    .computed()
+                    .description("The runner's log (appended to); by default `runner.log` in the runner's control-store folder when that is local.")
+                    .validator(string_rule("an absolute path", rules::absolute_path))
+                    .plan_modifier(use_state_for_unknown()),
+            )
+            .attribute(
+                Attribute::map("environment", Type::String)
+                    .optional()
+                    .description(
+                        "Extra environment variables for the runner process, which otherwise inherits Terraform's environment. \
+                         Not for secrets: values are stored in state; reference secrets from the pipeline instead.",
+                    )
+                    .validator(custom("keys must be environment variable names", |request| {
+                        let keys = request.value.as_object().map(|map| map.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+                        keys.iter().try_for_each(|key| rules::env_var_name(key).map_err(|message| format!("{}: {message}", request.path)))
+                    })),
+            )
+            .attribute(
+                Attribute::number("pid")
+                    .computed()
+                    .description("Process id of the running runner (null when stopped).")
+                    .plan_modifier(use_state_for_unknown()),
+            ),
+    )
+}
 
 /// The `local` block's settings and the process it started.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,7 +345,7 @@ impl Deployment for Local {
         &self,
         target: &RunnerTarget,
         previous: Option<&serde_json::Value>,
-    ) -> Result<serde_json::Value, DeployError> {
+    ) -> Result<Applied, DeployError> {
         let previous = previous
             .map(LocalDeployment::from_record)
             .transpose()?
@@ -248,10 +362,14 @@ impl Deployment for Local {
             process.stop(STOP_GRACE).await;
             next.process = None;
         }
-        if target.running && next.process.is_none() {
+        let started = target.running && next.process.is_none();
+        if started {
             next.process = Some(next.start(target).await?);
         }
-        Ok(serde_json::to_value(&next).expect("records serialise"))
+        Ok(Applied {
+            record: serde_json::to_value(&next).expect("records serialise"),
+            started,
+        })
     }
 
     async fn observe(&self, record: &serde_json::Value) -> Observation {

@@ -2,6 +2,7 @@
 //! "this runner should (not) be running with these settings" into platform resources, reports
 //! what the platform sees, and removes everything it created.
 
+pub mod fargate;
 pub mod local;
 
 use lakestream_spec::StoreUrl;
@@ -18,6 +19,28 @@ pub struct RunnerTarget {
     pub running: bool,
     /// Whether a running runner must be restarted to pick up changed settings.
     pub restart: bool,
+    /// How long the platform may take to reach the state (the resource's timeout).
+    pub timeout: std::time::Duration,
+}
+
+/// What a pipeline needs its runner's identity to reach: its lake and its secrets.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// The pipeline's id.
+    pub pipeline_id: String,
+    /// The lake folder it writes.
+    pub lake: StoreUrl,
+    /// The secrets its spec references.
+    pub secrets: Vec<lakestream_spec::SecretRef>,
+}
+
+/// The outcome of [`Deployment::apply`].
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// The target's new record.
+    pub record: serde_json::Value,
+    /// Whether a new runner instance was started (create waits for its first heartbeat).
+    pub started: bool,
 }
 
 /// What the platform says about a deployment.
@@ -59,7 +82,7 @@ pub trait Deployment: Send + Sync {
         &self,
         target: &RunnerTarget,
         previous: Option<&serde_json::Value>,
-    ) -> Result<serde_json::Value, DeployError>;
+    ) -> Result<Applied, DeployError>;
 
     /// What the platform sees now.
     async fn observe(&self, record: &serde_json::Value) -> Observation;
@@ -72,11 +95,27 @@ pub trait Deployment: Send + Sync {
     async fn failure_detail(&self, _record: &serde_json::Value) -> Option<String> {
         None
     }
+
+    /// Lets the runner's identity reach what a newly assigned pipeline needs, where the
+    /// deployment manages that identity (a task role it created). Default: nothing to do.
+    async fn grant(&self, _record: &serde_json::Value, _grant: &Grant) -> Result<(), DeployError> {
+        Ok(())
+    }
+
+    /// Takes back what [`Deployment::grant`] gave for a pipeline. Default: nothing to do.
+    async fn revoke(
+        &self,
+        _record: &serde_json::Value,
+        _pipeline_id: &str,
+    ) -> Result<(), DeployError> {
+        Ok(())
+    }
 }
 
-/// The target that created `record`, to observe or destroy it.
-pub fn for_record(
+/// The target that created `record`, to observe, grant or destroy it.
+pub async fn for_record(
     record: &lakestream_spec::control::DeploymentRecord,
+    context: Option<&crate::context::ProviderContext>,
 ) -> Result<Box<dyn Deployment>, DeployError> {
     match record.kind.as_str() {
         "local" => {
@@ -86,8 +125,24 @@ pub fn for_record(
                 })?;
             Ok(Box::new(local::Local { settings }))
         }
+        "fargate" => Ok(Box::new(fargate::Fargate::from_record(
+            &record.settings,
+            aws(context).await?,
+        )?)),
         other => Err(DeployError::new(format!(
             "this provider version cannot manage {other:?} deployments; upgrade the provider"
         ))),
     }
+}
+
+/// The AWS clients, or why there are none.
+pub async fn aws(
+    context: Option<&crate::context::ProviderContext>,
+) -> Result<std::sync::Arc<crate::aws::AwsClients>, DeployError> {
+    let context = context.ok_or_else(|| DeployError::new("the provider is not configured yet"))?;
+    context
+        .aws
+        .clients()
+        .await
+        .map_err(|diagnostic| DeployError::new(diagnostic.detail))
 }

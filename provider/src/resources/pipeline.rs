@@ -32,6 +32,8 @@ use tfplugin::{
 use time::OffsetDateTime;
 
 use crate::address::{PipelineAddress, RunnerAddress, new_id};
+use crate::context::ProviderContext;
+use crate::deploy::Grant;
 use crate::observe::{self, PipelineView, store_error};
 use crate::rules::{number_rule, string_rule, violations};
 use crate::wait::{self, Check, WaitError};
@@ -595,18 +597,21 @@ impl PipelineResource {
 
     async fn read_state(
         &self,
+        context: &Context,
         address: &PipelineAddress,
         known: &PipelineModel,
     ) -> Result<Option<Value>, Diagnostic> {
-        match observe::pipeline(address).await? {
+        match observe::pipeline(address, context).await? {
             Some(view) => self.state(&view, address, known).map(Some),
             None => Ok(None),
         }
     }
 
-    /// Writes a new version and assigns the pipeline; returns the desired generation to wait for.
+    /// Writes a new version, lets the runner's identity reach the assigned version's lake and
+    /// secrets, and assigns the pipeline; returns the desired generation to wait for.
     async fn deploy(
         &self,
+        context: &Context,
         control: &RunnerControl,
         pipeline_id: &str,
         model: &PipelineModel,
@@ -631,11 +636,80 @@ impl PipelineResource {
                 .await
                 .map_err(|err| Diagnostics::from(store_error(err)))?;
         }
+        let assigned = control
+            .version(pipeline_id, assignment.version)
+            .await
+            .map_err(|err| Diagnostics::from(store_error(err)))?
+            .ok_or_else(|| {
+                Diagnostics::from(Diagnostic::error(
+                    "Version Not Found",
+                    format!(
+                        "Version {} of pipeline {pipeline_id} is not in the control store.",
+                        assignment.version
+                    ),
+                ))
+            })?;
+        self.access(context, control, |deployment, record| {
+            let grant = Grant {
+                pipeline_id: pipeline_id.to_owned(),
+                lake: assigned
+                    .spec
+                    .target
+                    .store_url()
+                    .unwrap_or_else(|_| control.store().url().clone()),
+                secrets: assigned
+                    .spec
+                    .source
+                    .postgres
+                    .iter()
+                    .filter_map(|p| p.password.clone())
+                    .collect(),
+            };
+            async move { deployment.grant(&record, &grant).await }
+        })
+        .await?;
         let desired = self
             .assign(control, assignment)
             .await
             .map_err(Diagnostics::from)?;
         Ok(desired.generation)
+    }
+
+    /// Runs `change` (a grant or a revoke) on the runner's deployment.
+    async fn access<F, Fut>(
+        &self,
+        context: &Context,
+        control: &RunnerControl,
+        change: F,
+    ) -> Result<(), Diagnostics>
+    where
+        F: FnOnce(Box<dyn crate::deploy::Deployment>, serde_json::Value) -> Fut,
+        Fut: std::future::Future<Output = Result<(), crate::deploy::DeployError>>,
+    {
+        let record = control
+            .record()
+            .await
+            .map_err(|err| Diagnostics::from(store_error(err)))?
+            .ok_or_else(|| {
+                Diagnostics::from(runner_error(
+                    "Runner Not Found",
+                    format!("Runner {} has no runner.json.", control.runner_id()),
+                ))
+            })?;
+        let provider = context.provider_data::<ProviderContext>().ok();
+        let deployment = crate::deploy::for_record(&record.deployment, provider.as_deref())
+            .await
+            .map_err(|err| {
+                Diagnostics::from(Diagnostic::error("Runner Unavailable", err.message))
+            })?;
+        change(deployment, record.deployment.settings.clone())
+            .await
+            .map_err(|err| {
+                Diagnostics::from(Diagnostic::error(
+                    "Access Not Granted",
+                    format!("Runner {}: {err}", control.runner_id()),
+                ))
+            })
     }
 }
 
@@ -754,7 +828,14 @@ impl Resource for PipelineResource {
             restart_generation: 0,
         };
         let generation = match self
-            .deploy(&control, &address.pipeline_id, &model, Some(1), assignment)
+            .deploy(
+                context,
+                &control,
+                &address.pipeline_id,
+                &model,
+                Some(1),
+                assignment,
+            )
             .await
         {
             Ok(generation) => generation,
@@ -781,7 +862,7 @@ impl Resource for PipelineResource {
         {
             response.diagnostics.push(diagnostic);
         }
-        match self.read_state(&address, &model).await {
+        match self.read_state(context, &address, &model).await {
             Ok(Some(state)) => response.state = state,
             Ok(None) => response.diagnostics.push(Diagnostic::error(
                 "Pipeline Vanished",
@@ -792,7 +873,7 @@ impl Resource for PipelineResource {
         response
     }
 
-    async fn read(&self, _context: &Context, request: ReadRequest) -> ReadResponse {
+    async fn read(&self, context: &Context, request: ReadRequest) -> ReadResponse {
         let known: PipelineModel = request
             .state
             .unknowns_as_null()
@@ -811,7 +892,7 @@ impl Resource for PipelineResource {
             }
             None => return ReadResponse::gone(),
         };
-        match self.read_state(&address, &known).await {
+        match self.read_state(context, &address, &known).await {
             Ok(Some(state)) => ReadResponse::found(state),
             Ok(None) => ReadResponse::gone(),
             Err(diagnostic) => ReadResponse::failed(diagnostic),
@@ -833,7 +914,7 @@ impl Resource for PipelineResource {
                 return ApplyResponse::failed(Diagnostic::error("Invalid Pipeline Id", message));
             }
         };
-        let view = match observe::pipeline(&address).await {
+        let view = match observe::pipeline(&address, context).await {
             Ok(Some(view)) => view,
             Ok(None) => {
                 return ApplyResponse::failed(Diagnostic::error(
@@ -883,6 +964,7 @@ impl Resource for PipelineResource {
         let control = view.runner.control.clone();
         let generation = match self
             .deploy(
+                context,
                 &control,
                 &address.pipeline_id,
                 &model,
@@ -913,7 +995,7 @@ impl Resource for PipelineResource {
         {
             response.diagnostics.push(diagnostic);
         }
-        match self.read_state(&address, &model).await {
+        match self.read_state(context, &address, &model).await {
             Ok(Some(state)) => response.state = state,
             Ok(None) => response.diagnostics.push(Diagnostic::error(
                 "Pipeline Vanished",
@@ -934,7 +1016,7 @@ impl Resource for PipelineResource {
         let Some(Ok(address)) = known.id.as_deref().map(PipelineAddress::parse) else {
             return Diagnostics::new();
         };
-        let view = match observe::pipeline(&address).await {
+        let view = match observe::pipeline(&address, context).await {
             Ok(Some(view)) => view,
             Ok(None) => return Diagnostics::new(),
             Err(diagnostic) => return diagnostic.into(),
@@ -1029,6 +1111,13 @@ impl Resource for PipelineResource {
                     .into();
                 }
             }
+        }
+        let revoked = self.access(context, &control, |deployment, record| {
+            let id = id.clone();
+            async move { deployment.revoke(&record, &id).await }
+        });
+        if let Err(diagnostics) = revoked.await {
+            return diagnostics;
         }
         if let Err(err) = control.delete_pipeline(&id).await {
             return store_error(err).into();

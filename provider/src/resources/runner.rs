@@ -3,6 +3,9 @@
 //! heartbeat; refresh combines the heartbeat with what the platform sees, so a runner that
 //! died outside Terraform shows up in the plan (as `desired_state` "stopped" → "running") and
 //! the next apply brings it back.
+//!
+//! The deployment target is whichever block is written (`local`, `fargate`); each target's
+//! module owns its block and its record (`crate::deploy`).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -12,23 +15,27 @@ use lakestream_spec::control::{DeploymentRecord, RunnerRecord, RunnerState};
 use lakestream_spec::{RunnerSpec, StoreUrl, rules, runner};
 use serde::{Deserialize, Serialize};
 use tfplugin::plan_modifier::{requires_replace, use_state_for_unknown};
-use tfplugin::validator::{custom, exactly_one_of, one_of};
+use tfplugin::validator::{exactly_one_of, one_of};
 use tfplugin::{
     ApplyResponse, Attribute, AttributePath, Block, Context, CreateRequest, DeleteRequest,
-    Diagnostic, Diagnostics, ImportRequest, ImportResponse, ModifyPlan, NestedBlock, ReadRequest,
-    ReadResponse, Resource, Schema, Timeouts, Type, UpdateRequest, Value,
+    Diagnostic, Diagnostics, ImportRequest, ImportResponse, ModifyPlan, ReadRequest, ReadResponse,
+    Resource, Schema, Timeouts, UpdateRequest, Value,
 };
 use time::OffsetDateTime;
 
 use crate::address::{RunnerAddress, new_id};
-use crate::deploy::local::{self, Local, LocalDeployment};
-use crate::deploy::{Deployment, RunnerTarget};
+use crate::context::ProviderContext;
+use crate::deploy::fargate::{self, Fargate, FargateBlock, FargateRecord};
+use crate::deploy::local::{self, Local, LocalBlock};
+use crate::deploy::{self, Deployment, RunnerTarget};
 use crate::observe::{self, RunnerView, rfc3339, store_error};
 use crate::rules::string_rule;
 use crate::wait::{self, Check, WaitError};
 
 /// Default time to wait for a runner's first heartbeat.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// The deployment blocks; exactly one is written.
+const TARGETS: [&str; 2] = ["local", "fargate"];
 
 /// The `streaming_runner` resource.
 pub struct RunnerResource;
@@ -44,22 +51,14 @@ struct RunnerModel {
     desired_state: Option<String>,
     heartbeat_interval: Option<String>,
     wait_for_heartbeat: Option<bool>,
-    local: Option<LocalModel>,
+    local: Option<LocalBlock>,
+    fargate: Option<FargateBlock>,
     status: Option<String>,
     status_reason: Option<String>,
     last_heartbeat: Option<String>,
     runner_version: Option<String>,
     pipeline_id: Option<String>,
     timeouts: Option<BTreeMap<String, Option<String>>>,
-}
-
-/// The `local` block.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct LocalModel {
-    runner_binary: Option<String>,
-    log_file: Option<String>,
-    environment: Option<BTreeMap<String, String>>,
-    pid: Option<i64>,
 }
 
 impl RunnerModel {
@@ -78,34 +77,45 @@ impl RunnerModel {
         }
     }
 
-    /// The `local` block's settings with defaults resolved for `target`.
-    fn local_settings(&self, target: &RunnerTarget) -> Result<LocalDeployment, Diagnostic> {
-        let block = self.local.clone().unwrap_or_default();
-        let runner_binary = match block.runner_binary {
-            Some(path) => path,
-            None => local::default_runner_binary()
-                .ok_or_else(|| {
+    /// The deployment target this configuration names, with its settings.
+    async fn deployment(
+        &self,
+        target: &RunnerTarget,
+        previous: Option<&RunnerRecord>,
+        context: &Context,
+    ) -> Result<Box<dyn Deployment>, Diagnostic> {
+        let at = |block: &str| AttributePath::root(block);
+        match (&self.local, &self.fargate) {
+            (Some(block), None) => {
+                let settings = block.settings(target).map_err(|err| {
                     Diagnostic::attribute_error(
-                        AttributePath::root("local").attribute("runner_binary"),
-                        "Runner Binary Not Found",
-                        format!(
-                            "No {} next to the provider binary; set local.runner_binary to its absolute path.",
-                            local::RUNNER_BINARY
-                        ),
+                        at("local"),
+                        "Invalid Local Deployment",
+                        err.message,
                     )
-                })?
-                .display()
-                .to_string(),
-        };
-        let log_file = block
-            .log_file
-            .unwrap_or_else(|| local::default_log_file(target).display().to_string());
-        Ok(LocalDeployment {
-            runner_binary,
-            log_file,
-            environment: block.environment.unwrap_or_default(),
-            process: None,
-        })
+                })?;
+                Ok(Box::new(Local { settings }))
+            }
+            (None, Some(block)) => {
+                let provider = context.provider_data::<ProviderContext>().ok();
+                let clients = deploy::aws(provider.as_deref()).await.map_err(|err| {
+                    Diagnostic::attribute_error(at("fargate"), "AWS Unavailable", err.message)
+                })?;
+                let previous = previous
+                    .filter(|r| r.deployment.kind == "fargate")
+                    .and_then(|r| {
+                        serde_json::from_value::<FargateRecord>(r.deployment.settings.clone()).ok()
+                    });
+                Ok(Box::new(Fargate::new(
+                    block.settings(previous.as_ref()),
+                    clients,
+                )))
+            }
+            _ => Err(Diagnostic::error(
+                "Invalid Deployment",
+                format!("Exactly one of {} must be written.", TARGETS.join(", ")),
+            )),
+        }
     }
 }
 
@@ -149,10 +159,11 @@ fn schema() -> Schema {
             .attribute(
                 Attribute::string("control_store")
                     .required()
-                    .description(
-                        "Where provider and runner exchange documents (the runner needs read and write access).",
-                    )
-                    .validator(string_rule("`file:///<absolute folder>`, `s3://<bucket>/<prefix>`, `az://<container>/<prefix>` or `abfss://<container>@<account>.dfs.core.windows.net/<prefix>`", StoreUrl::parse))
+                    .description("Where provider and runner exchange documents (the runner needs read and write access).")
+                    .validator(string_rule(
+                        "`file:///<absolute folder>`, `s3://<bucket>/<prefix>`, `az://<container>/<prefix>` or `abfss://<container>@<account>.dfs.core.windows.net/<prefix>`",
+                        StoreUrl::parse,
+                    ))
                     .plan_modifier(requires_replace()),
             )
             .attribute(
@@ -184,8 +195,9 @@ fn schema() -> Schema {
                     .default(true)
                     .description("Whether create and update wait (within `timeouts`) until the runner reports a heartbeat."),
             )
-            .block(NestedBlock::single("local", local_block()))
-            .validator(exactly_one_of(&["local"]))
+            .block(local::block())
+            .block(fargate::block())
+            .validator(exactly_one_of(&TARGETS))
             .attribute(computed("status", "`pending` (deployed, no heartbeat yet), `running` (fresh heartbeat), `stopped` (not running) or `unknown` (heartbeat older than three intervals)."))
             .attribute(computed("status_reason", "Why the runner has its status, in the platform's words where it has any."))
             .attribute(computed("last_heartbeat", "Time of the last heartbeat (RFC 3339), if any."))
@@ -195,60 +207,20 @@ fn schema() -> Schema {
     )
 }
 
-fn local_block() -> Block {
-    Block::new()
-        .description("Runs the runner as a process on the machine running Terraform, for development, demos and tests. It runs in its own session and outlives Terraform.")
-        .attribute(
-            Attribute::string("runner_binary")
-                .optional()
-                .computed()
-                .description("The `streaming-runner` binary; by default the one next to the provider binary.")
-                .validator(string_rule("an absolute path", rules::absolute_path))
-                .plan_modifier(use_state_for_unknown()),
-        )
-        .attribute(
-            Attribute::string("log_file")
-                .optional()
-                .computed()
-                .description("The runner's log (appended to); by default `runner.log` in the runner's control-store folder when that is local.")
-                .validator(string_rule("an absolute path", rules::absolute_path))
-                .plan_modifier(use_state_for_unknown()),
-        )
-        .attribute(
-            Attribute::map("environment", Type::String)
-                .optional()
-                .description(
-                    "Extra environment variables for the runner process, which otherwise inherits Terraform's environment. \
-                     Not for secrets: values are stored in state; reference secrets from the pipeline instead.",
-                )
-                .validator(custom("keys must be environment variable names", |request| {
-                    let keys = request.value.as_object().map(|map| map.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
-                    keys.iter().try_for_each(|key| rules::env_var_name(key).map_err(|message| format!("{}: {message}", request.path)))
-                })),
-        )
-        .attribute(
-            Attribute::number("pid")
-                .computed()
-                .description("Process id of the running runner (null when stopped).")
-                .plan_modifier(use_state_for_unknown()),
-        )
-}
-
-/// Whether going from `prior` to `planned` restarts a running runner.
+/// Whether going from `prior` to `planned` restarts a running runner for settings the runner
+/// process reads at start (a new task definition restarts a Fargate task by itself).
 fn restarts(prior: &RunnerModel, planned: &RunnerModel) -> bool {
-    let local_settings = |model: &RunnerModel| {
-        model.local.as_ref().map(|l| {
-            (
-                l.runner_binary.clone(),
-                l.log_file.clone(),
-                l.environment.clone().unwrap_or_default(),
-            )
-        })
+    let process = |model: &RunnerModel| {
+        model
+            .local
+            .as_ref()
+            .map(LocalBlock::process_settings)
+            .map(|(a, b, c)| (a.cloned(), b.cloned(), c.cloned()))
     };
     planned.running()
         && (!prior.running()
             || prior.heartbeat_interval != planned.heartbeat_interval
-            || local_settings(prior) != local_settings(planned))
+            || process(prior) != process(planned))
 }
 
 impl RunnerResource {
@@ -271,8 +243,12 @@ impl RunnerResource {
             control_store: address.control_store.clone(),
             running: model.running(),
             restart,
+            timeout,
         };
-        let settings = model.local_settings(&target).map_err(Diagnostics::from)?;
+        let deployment = model
+            .deployment(&target, previous, context)
+            .await
+            .map_err(Diagnostics::from)?;
         let state = if model.running() {
             RunnerState::Running
         } else {
@@ -285,12 +261,13 @@ impl RunnerResource {
             })
             .await
             .map_err(|err| Diagnostics::from(store_error(err)))?;
+        let same_target = previous.filter(|r| r.deployment.kind == deployment.kind());
         let mut record = RunnerRecord {
             runner_id: address.runner_id.clone(),
             spec: model.spec(),
             deployment: DeploymentRecord {
-                kind: "local".into(),
-                settings: previous
+                kind: deployment.kind().into(),
+                settings: same_target
                     .map(|r| r.deployment.settings.clone())
                     .unwrap_or(serde_json::Value::Null),
             },
@@ -305,35 +282,28 @@ impl RunnerResource {
             .await
             .map_err(|err| Diagnostics::from(store_error(err)))?;
         let instance_before = control.status().await.ok().flatten().map(|s| s.instance_id);
-        let deployment = Local { settings };
-        let previous_settings = previous
+        let previous_settings = same_target
             .map(|r| &r.deployment.settings)
             .filter(|s| !s.is_null());
-        let applied = deployment.apply(&target, previous_settings).await;
-        let started = match &applied {
-            Ok(settings) => {
-                let started =
-                    settings.get("process") != previous_settings.and_then(|s| s.get("process"));
-                record.deployment.settings = settings.clone();
-                control
-                    .put_record(&record)
-                    .await
-                    .map_err(|err| Diagnostics::from(store_error(err)))?;
-                started
-            }
-            Err(err) => {
-                return Err(Diagnostic::error(
+        let applied = deployment
+            .apply(&target, previous_settings)
+            .await
+            .map_err(|err| {
+                Diagnostics::from(Diagnostic::error(
                     "Runner Not Deployed",
                     format!("Deploying runner {}: {err}", address.runner_id),
-                )
-                .into());
-            }
-        };
-        if started && model.wait_for_heartbeat != Some(false) {
+                ))
+            })?;
+        record.deployment.settings = applied.record;
+        control
+            .put_record(&record)
+            .await
+            .map_err(|err| Diagnostics::from(store_error(err)))?;
+        if applied.started && model.wait_for_heartbeat != Some(false) {
             self.wait_for_heartbeat(
                 context,
                 address,
-                &deployment,
+                deployment.as_ref(),
                 &record,
                 instance_before,
                 timeout,
@@ -364,7 +334,10 @@ impl RunnerResource {
                 Ok(Some(status)) if Some(&status.instance_id) != instance_before.as_ref() => {
                     Check::Done(())
                 }
-                Ok(_) => Check::Pending("no heartbeat from the new runner process yet".into()),
+                Ok(_) => Check::Pending(format!(
+                    "no heartbeat from the new runner yet ({})",
+                    observation.reason
+                )),
                 Err(err) => Check::Pending(err.to_string()),
             }
         })
@@ -380,7 +353,11 @@ impl RunnerResource {
             Err(WaitError::Failed(reason)) => Err(Diagnostic::error("Runner Exited", detail(format!("Runner {}: {reason}.", address.runner_id)).await).into()),
             Err(WaitError::TimedOut(last)) => Err(Diagnostic::error(
                 "Runner Did Not Report",
-                detail(format!("Runner {} wrote no heartbeat within {timeout:?} ({last}). Raise timeouts.create or check the runner's log.", address.runner_id)).await,
+                detail(format!(
+                    "Runner {} wrote no heartbeat within {timeout:?} ({last}). Raise timeouts.create, set wait_for_heartbeat = false, or check the runner's log.",
+                    address.runner_id
+                ))
+                .await,
             )
             .into()),
             Err(WaitError::Cancelled) => Err(Diagnostic::error("Interrupted", "Terraform asked the provider to stop while waiting for the runner.").into()),
@@ -394,8 +371,15 @@ impl RunnerResource {
         address: &RunnerAddress,
         known: &RunnerModel,
     ) -> Result<Value, Diagnostic> {
-        let deployment: LocalDeployment =
-            serde_json::from_value(view.record.deployment.settings.clone()).unwrap_or_default();
+        let settings = &view.record.deployment.settings;
+        let (local, fargate) = match view.record.deployment.kind.as_str() {
+            "local" => (
+                Some(LocalBlock::from_record(settings, view.observation.running)),
+                None,
+            ),
+            "fargate" => (None, Some(FargateBlock::from_record(settings))),
+            _ => (None, None),
+        };
         let model = RunnerModel {
             id: Some(address.id()),
             runner_id: Some(address.runner_id.clone()),
@@ -412,20 +396,8 @@ impl RunnerResource {
             ),
             heartbeat_interval: Some(view.record.spec.heartbeat_interval.clone()),
             wait_for_heartbeat: Some(known.wait_for_heartbeat.unwrap_or(true)),
-            local: Some(LocalModel {
-                runner_binary: Some(deployment.runner_binary),
-                log_file: Some(deployment.log_file),
-                environment: known
-                    .local
-                    .as_ref()
-                    .and_then(|l| l.environment.clone())
-                    .filter(|_| deployment.environment.is_empty())
-                    .or(Some(deployment.environment).filter(|e| !e.is_empty())),
-                pid: deployment
-                    .process
-                    .filter(|_| view.observation.running)
-                    .map(|p| i64::from(p.pid)),
-            }),
+            local,
+            fargate,
             status: Some(view.health.as_str().into()),
             status_reason: Some(view.reason.clone()),
             last_heartbeat: view.status.as_ref().map(|s| rfc3339(s.heartbeat_at)),
@@ -442,13 +414,46 @@ impl RunnerResource {
 
     async fn read_state(
         &self,
+        context: &Context,
         address: &RunnerAddress,
         known: &RunnerModel,
     ) -> Result<Option<Value>, Diagnostic> {
-        match observe::runner(address).await? {
+        match observe::runner(address, context).await? {
             Some(view) => self.state(&view, address, known).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Applies and then reads back, for create and update.
+    async fn apply_and_read(
+        &self,
+        context: &Context,
+        address: &RunnerAddress,
+        model: &RunnerModel,
+        previous: Option<&RunnerRecord>,
+        restart: bool,
+        timeout: Duration,
+    ) -> ApplyResponse {
+        let mut response = ApplyResponse::default();
+        if let Err(diagnostics) = self
+            .converge(context, address, model, previous, restart, timeout)
+            .await
+        {
+            response.diagnostics.extend(diagnostics);
+        }
+        match self.read_state(context, address, model).await {
+            Ok(Some(state)) => response.state = state,
+            Ok(None) if previous.is_some() => response.diagnostics.push(Diagnostic::error(
+                "Runner Vanished",
+                format!(
+                    "Runner {} disappeared from the control store during the update.",
+                    address.id()
+                ),
+            )),
+            Ok(None) => {}
+            Err(diagnostic) => response.diagnostics.push(diagnostic),
+        }
+        response
     }
 }
 
@@ -472,6 +477,9 @@ impl Resource for RunnerResource {
         ) else {
             return;
         };
+        if planned.local.is_none() {
+            return;
+        }
         let pid = AttributePath::root("local").attribute("pid");
         if restarts(&prior, &planned) {
             plan.planned.set_at(&pid, Value::Unknown);
@@ -499,29 +507,18 @@ impl Resource for RunnerResource {
                 ));
             }
         };
-        let converged = self
-            .converge(
-                context,
-                &address,
-                &model,
-                None,
-                false,
-                timeouts.create(DEFAULT_TIMEOUT),
-            )
-            .await;
-        let mut response = ApplyResponse::default();
-        if let Err(diagnostics) = converged {
-            response.diagnostics.extend(diagnostics);
-        }
-        match self.read_state(&address, &model).await {
-            Ok(Some(state)) => response.state = state,
-            Ok(None) => {}
-            Err(diagnostic) => response.diagnostics.push(diagnostic),
-        }
-        response
+        self.apply_and_read(
+            context,
+            &address,
+            &model,
+            None,
+            false,
+            timeouts.create(DEFAULT_TIMEOUT),
+        )
+        .await
     }
 
-    async fn read(&self, _context: &Context, request: ReadRequest) -> ReadResponse {
+    async fn read(&self, context: &Context, request: ReadRequest) -> ReadResponse {
         let known: RunnerModel = request
             .state
             .unknowns_as_null()
@@ -540,7 +537,7 @@ impl Resource for RunnerResource {
             }
             None => return ReadResponse::gone(),
         };
-        match self.read_state(&address, &known).await {
+        match self.read_state(context, &address, &known).await {
             Ok(Some(state)) => ReadResponse::found(state),
             Ok(None) => ReadResponse::gone(),
             Err(diagnostic) => ReadResponse::failed(diagnostic),
@@ -571,44 +568,27 @@ impl Resource for RunnerResource {
             Err(diagnostic) => return ApplyResponse::failed(diagnostic),
         };
         let restart = restarts(&prior, &model);
-        let converged = self
-            .converge(
-                context,
-                &address,
-                &model,
-                previous.as_ref(),
-                restart,
-                timeouts.update(DEFAULT_TIMEOUT),
-            )
-            .await;
-        let mut response = ApplyResponse::default();
-        if let Err(diagnostics) = converged {
-            response.diagnostics.extend(diagnostics);
-        }
-        match self.read_state(&address, &model).await {
-            Ok(Some(state)) => response.state = state,
-            Ok(None) => response.diagnostics.push(Diagnostic::error(
-                "Runner Vanished",
-                format!(
-                    "Runner {} disappeared from the control store during the update.",
-                    address.id()
-                ),
-            )),
-            Err(diagnostic) => response.diagnostics.push(diagnostic),
-        }
-        response
+        self.apply_and_read(
+            context,
+            &address,
+            &model,
+            previous.as_ref(),
+            restart,
+            timeouts.update(DEFAULT_TIMEOUT),
+        )
+        .await
     }
 
-    async fn delete(&self, _context: &Context, request: DeleteRequest) -> Diagnostics {
-        let known: RunnerModel = request
+    async fn delete(&self, context: &Context, request: DeleteRequest) -> Diagnostics {
+        let Some(Ok(address)) = request
             .prior
-            .unknowns_as_null()
-            .to_typed()
-            .unwrap_or_default();
-        let Some(Ok(address)) = known.id.as_deref().map(RunnerAddress::parse) else {
+            .attribute("id")
+            .as_str()
+            .map(RunnerAddress::parse)
+        else {
             return Diagnostics::new();
         };
-        let view = match observe::runner(&address).await {
+        let view = match observe::runner(&address, context).await {
             Ok(Some(view)) => view,
             Ok(None) => return Diagnostics::new(),
             Err(diagnostic) => return diagnostic.into(),
@@ -616,7 +596,9 @@ impl Resource for RunnerResource {
         if let Some(assignment) = &view.desired.pipeline {
             tracing::warn!(runner = %address.runner_id, pipeline = %assignment.pipeline_id, "deleting a runner that still has a pipeline assigned");
         }
-        let destroyed = match crate::deploy::for_record(&view.record.deployment) {
+        let provider = context.provider_data::<ProviderContext>().ok();
+        let destroyed = match deploy::for_record(&view.record.deployment, provider.as_deref()).await
+        {
             Ok(deployment) => deployment.destroy(&view.record.deployment.settings).await,
             Err(err) => Err(err),
         };
@@ -657,7 +639,7 @@ mod tests {
             name: "a".into(),
             desired_state: Some("running".into()),
             heartbeat_interval: Some("5s".into()),
-            local: Some(LocalModel::default()),
+            local: Some(LocalBlock::default()),
             ..RunnerModel::default()
         };
         let renamed = RunnerModel {
@@ -678,9 +660,9 @@ mod tests {
         assert!(restarts(&stopped, &base));
         assert!(!restarts(&base, &stopped));
         let env = RunnerModel {
-            local: Some(LocalModel {
+            local: Some(LocalBlock {
                 environment: Some([("A".into(), "1".into())].into()),
-                ..LocalModel::default()
+                ..LocalBlock::default()
             }),
             ..base.clone()
         };
