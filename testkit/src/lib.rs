@@ -5,6 +5,7 @@
 //! is fit for production: durability is switched off for speed.
 
 pub mod azurite;
+pub mod kubernetes;
 pub mod lake;
 pub mod moto;
 pub mod postgres;

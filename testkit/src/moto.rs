@@ -276,15 +276,28 @@ pub(crate) async fn request(
     path_and_query: &str,
     headers: &[(&str, String)],
 ) -> io::Result<Response> {
+    send(port, method, path_and_query, headers, b"").await
+}
+
+/// Sends one HTTP/1.1 request with `body` to 127.0.0.1:`port` and reads the whole response.
+pub(crate) async fn send(
+    port: u16,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> io::Result<Response> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
     let mut head = format!(
-        "{method} {path_and_query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n"
+        "{method} {path_and_query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
     );
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await?;
     let text = String::from_utf8_lossy(&raw);
