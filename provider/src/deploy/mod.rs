@@ -2,7 +2,9 @@
 //! "this runner should (not) be running with these settings" into platform resources, reports
 //! what the platform sees, and removes everything it created.
 
+pub mod eks;
 pub mod fargate;
+pub mod kubernetes;
 pub mod local;
 
 use lakestream_spec::StoreUrl;
@@ -126,6 +128,10 @@ pub async fn for_record(
             Ok(Box::new(local::Local { settings }))
         }
         "fargate" => Ok(Box::new(fargate::Fargate::from_record(
+            &record.settings,
+            aws(context).await?,
+        )?)),
+        "eks" => Ok(Box::new(eks::Eks::from_record(
             &record.settings,
             aws(context).await?,
         )?)),

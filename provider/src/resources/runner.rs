@@ -4,7 +4,7 @@
 //! died outside Terraform shows up in the plan (as `desired_state` "stopped" → "running") and
 //! the next apply brings it back.
 //!
-//! The deployment target is whichever block is written (`local`, `fargate`); each target's
+//! The deployment target is whichever block is written (`local`, `fargate`, `eks`); each target's
 //! module owns its block and its record (`crate::deploy`).
 
 use std::collections::BTreeMap;
@@ -25,6 +25,7 @@ use time::OffsetDateTime;
 
 use crate::address::{RunnerAddress, new_id};
 use crate::context::ProviderContext;
+use crate::deploy::eks::{self, Eks, EksBlock};
 use crate::deploy::fargate::{self, Fargate, FargateBlock, FargateRecord};
 use crate::deploy::local::{self, Local, LocalBlock};
 use crate::deploy::{self, Deployment, RunnerTarget};
@@ -35,7 +36,7 @@ use crate::wait::{self, Check, WaitError};
 /// Default time to wait for a runner's first heartbeat.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// The deployment blocks; exactly one is written.
-const TARGETS: [&str; 2] = ["local", "fargate"];
+const TARGETS: [&str; 3] = ["local", "fargate", "eks"];
 
 /// The `streaming_runner` resource.
 pub struct RunnerResource;
@@ -53,6 +54,7 @@ struct RunnerModel {
     wait_for_heartbeat: Option<bool>,
     local: Option<LocalBlock>,
     fargate: Option<FargateBlock>,
+    eks: Option<EksBlock>,
     status: Option<String>,
     status_reason: Option<String>,
     last_heartbeat: Option<String>,
@@ -85,8 +87,8 @@ impl RunnerModel {
         context: &Context,
     ) -> Result<Box<dyn Deployment>, Diagnostic> {
         let at = |block: &str| AttributePath::root(block);
-        match (&self.local, &self.fargate) {
-            (Some(block), None) => {
+        match (&self.local, &self.fargate, &self.eks) {
+            (Some(block), None, None) => {
                 let settings = block.settings(target).map_err(|err| {
                     Diagnostic::attribute_error(
                         at("local"),
@@ -96,7 +98,7 @@ impl RunnerModel {
                 })?;
                 Ok(Box::new(Local { settings }))
             }
-            (None, Some(block)) => {
+            (None, Some(block), None) => {
                 let provider = context.provider_data::<ProviderContext>().ok();
                 let clients = deploy::aws(provider.as_deref()).await.map_err(|err| {
                     Diagnostic::attribute_error(at("fargate"), "AWS Unavailable", err.message)
@@ -110,6 +112,13 @@ impl RunnerModel {
                     block.settings(previous.as_ref()),
                     clients,
                 )))
+            }
+            (None, None, Some(block)) => {
+                let provider = context.provider_data::<ProviderContext>().ok();
+                let clients = deploy::aws(provider.as_deref()).await.map_err(|err| {
+                    Diagnostic::attribute_error(at("eks"), "AWS Unavailable", err.message)
+                })?;
+                Ok(Box::new(Eks::new(block.settings(), clients)))
             }
             _ => Err(Diagnostic::error(
                 "Invalid Deployment",
@@ -197,6 +206,7 @@ fn schema() -> Schema {
             )
             .block(local::block())
             .block(fargate::block())
+            .block(eks::block())
             .validator(exactly_one_of(&TARGETS))
             .attribute(computed("status", "`pending` (deployed, no heartbeat yet), `running` (fresh heartbeat), `stopped` (not running) or `unknown` (heartbeat older than three intervals)."))
             .attribute(computed("status_reason", "Why the runner has its status, in the platform's words where it has any."))
@@ -285,15 +295,25 @@ impl RunnerResource {
         let previous_settings = same_target
             .map(|r| &r.deployment.settings)
             .filter(|s| !s.is_null());
-        let applied = deployment
-            .apply(&target, previous_settings)
-            .await
-            .map_err(|err| {
-                Diagnostics::from(Diagnostic::error(
+        let applied = match deployment.apply(&target, previous_settings).await {
+            Ok(applied) => applied,
+            Err(err) => {
+                let mut diagnostic = Diagnostic::error(
                     "Runner Not Deployed",
                     format!("Deploying runner {}: {err}", address.runner_id),
-                ))
-            })?;
+                );
+                // A target rolls back a create that failed, so the runner's documents go too:
+                // nothing is left behind and nothing enters state.
+                if previous.is_none()
+                    && let Err(cleanup) = control.delete_all().await
+                {
+                    diagnostic.detail.push_str(&format!(
+                        "\n\nRemoving the runner's control-store folder failed too: {cleanup}"
+                    ));
+                }
+                return Err(diagnostic.into());
+            }
+        };
         record.deployment.settings = applied.record;
         control
             .put_record(&record)
@@ -372,13 +392,15 @@ impl RunnerResource {
         known: &RunnerModel,
     ) -> Result<Value, Diagnostic> {
         let settings = &view.record.deployment.settings;
-        let (local, fargate) = match view.record.deployment.kind.as_str() {
+        let (local, fargate, eks) = match view.record.deployment.kind.as_str() {
             "local" => (
                 Some(LocalBlock::from_record(settings, view.observation.running)),
                 None,
+                None,
             ),
-            "fargate" => (None, Some(FargateBlock::from_record(settings))),
-            _ => (None, None),
+            "fargate" => (None, Some(FargateBlock::from_record(settings)), None),
+            "eks" => (None, None, Some(EksBlock::from_record(settings))),
+            _ => (None, None, None),
         };
         let model = RunnerModel {
             id: Some(address.id()),
@@ -398,6 +420,7 @@ impl RunnerResource {
             wait_for_heartbeat: Some(known.wait_for_heartbeat.unwrap_or(true)),
             local,
             fargate,
+            eks,
             status: Some(view.health.as_str().into()),
             status_reason: Some(view.reason.clone()),
             last_heartbeat: view.status.as_ref().map(|s| rfc3339(s.heartbeat_at)),
