@@ -344,11 +344,7 @@ impl Eks {
             .config
             .credentials_provider()
             .ok_or_else(|| DeployError::new("no AWS credentials to make an EKS token with"))?;
-        let token = Arc::new(EksToken {
-            cluster: name.clone(),
-            region,
-            credentials,
-        });
+        let token = Arc::new(EksToken::new(name, &region, credentials));
         KubeClient::new(&endpoint, &ca, token).map(Some)
     }
 
@@ -403,23 +399,47 @@ impl Eks {
     }
 }
 
-/// EKS tokens from the provider's AWS credentials, one per request (they are made locally and
-/// live a minute).
+/// EKS tokens from the provider's AWS credentials. A token is reused while its presigned URL
+/// is valid (less a margin), so a rollout wait polling every second does not ask the credential
+/// chain (which may call STS or the instance metadata service) every second.
 struct EksToken {
     cluster: String,
     region: String,
     credentials: SharedCredentialsProvider,
+    cached: std::sync::Mutex<Option<(std::time::Instant, String)>>,
 }
+
+impl EksToken {
+    fn new(cluster: &str, region: &str, credentials: SharedCredentialsProvider) -> Self {
+        Self {
+            cluster: cluster.to_owned(),
+            region: region.to_owned(),
+            credentials,
+            cached: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+/// How long a token is reused: its URL's validity less a margin for clocks and slow requests.
+const TOKEN_REUSE: Duration = Duration::from_secs(45);
 
 #[async_trait]
 impl TokenSource for EksToken {
     async fn token(&self) -> Result<String, DeployError> {
+        if let Some((made, token)) = &*self.cached.lock().expect("token cache")
+            && made.elapsed() < TOKEN_REUSE
+        {
+            return Ok(token.clone());
+        }
         let credentials = self
             .credentials
             .provide_credentials()
             .await
             .map_err(|err| error("no AWS credentials for the EKS token", err))?;
-        eks_token(&credentials, &self.region, &self.cluster, SystemTime::now())
+        let token = eks_token(&credentials, &self.region, &self.cluster, SystemTime::now())?;
+        *self.cached.lock().expect("token cache") =
+            Some((std::time::Instant::now(), token.clone()));
+        Ok(token)
     }
 }
 
@@ -659,13 +679,13 @@ mod tests {
 
     /// A client for `fake` signing EKS tokens for `cluster` with moto's dummy credentials.
     fn client(fake: &KubeFake, cluster: &str, ca: &str) -> KubeClient {
-        let token = Arc::new(EksToken {
-            cluster: cluster.into(),
-            region: "us-east-1".into(),
-            credentials: SharedCredentialsProvider::new(Credentials::new(
+        let token = Arc::new(EksToken::new(
+            cluster,
+            "us-east-1",
+            SharedCredentialsProvider::new(Credentials::new(
                 "testing", "testing", None, None, "test",
             )),
-        });
+        ));
         KubeClient::new(&fake.endpoint(), ca.as_bytes(), token).unwrap()
     }
 
