@@ -441,6 +441,14 @@ impl TokenSource for EksToken {
             Some((std::time::Instant::now(), token.clone()));
         Ok(token)
     }
+
+    fn refused(&self) -> String {
+        format!(
+            "EKS cluster {:?} did not accept the provider's AWS identity; give it an access entry \
+             (or an aws-auth mapping) with rights on ServiceAccounts and StatefulSets",
+            self.cluster
+        )
+    }
 }
 
 /// The STS host an EKS token is presigned for: the cluster's authenticator accepts only STS
@@ -791,7 +799,9 @@ mod tests {
             .unwrap_err()
             .message;
         assert!(
-            denied.contains("Unauthorized (HTTP 401 Unauthorized)"),
+            denied.contains(
+                "Unauthorized: EKS cluster \"staging\" did not accept the provider's AWS identity"
+            ) && denied.ends_with("(HTTP 401 Unauthorized)"),
             "{denied}"
         );
         let other_ca = KubeFake::start(KubeFakeOptions::token("x")).await.unwrap();

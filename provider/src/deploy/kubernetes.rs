@@ -48,6 +48,9 @@ pub const RESTARTED_AT: &str = "lakestream.io/restarted-at";
 pub trait TokenSource: Send + Sync {
     /// A token valid now.
     async fn token(&self) -> Result<String, DeployError>;
+
+    /// What to check when the API server refuses the token (401), in the cloud's terms.
+    fn refused(&self) -> String;
 }
 
 /// An error answer of the API server (its `Status` object), or a failed request.
@@ -189,13 +192,17 @@ impl KubeClient {
                 .ok_or_else(|| KubeError::transport(format!("not JSON: {text:.200}")));
         }
         let status = parsed.unwrap_or(Value::Null);
+        let mut message = status["message"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{:.300}", text.trim()));
+        if code == reqwest::StatusCode::UNAUTHORIZED {
+            message = format!("{message}: {}", self.token.refused());
+        }
         Err(KubeError {
             code: code.as_u16(),
             reason: status["reason"].as_str().unwrap_or_default().to_owned(),
-            message: status["message"]
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("{:.300}", text.trim())),
+            message,
         })
     }
 
