@@ -32,8 +32,8 @@ pub struct AwsSettings {
     pub profile: Option<String>,
     /// A role to assume for every call.
     pub assume_role: Option<AssumeRole>,
-    /// Per-service endpoint overrides.
-    pub endpoints: Option<BTreeMap<String, String>>,
+    /// Per-service endpoint overrides (a service left out of the block is null).
+    pub endpoints: Option<BTreeMap<String, Option<String>>>,
     /// Tags added to everything the provider creates.
     pub default_tags: Option<BTreeMap<String, String>>,
 }
@@ -52,7 +52,7 @@ pub struct AssumeRole {
 impl AwsSettings {
     /// The endpoint override for `service`, if any.
     pub fn endpoint(&self, service: &str) -> Option<&str> {
-        self.endpoints.as_ref()?.get(service).map(String::as_str)
+        self.endpoints.as_ref()?.get(service)?.as_deref()
     }
 
     /// Tags for a created resource: the default tags plus Lakestream's own.
@@ -220,13 +220,19 @@ async fn build(settings: &AwsSettings) -> Result<AwsClients, Diagnostic> {
 }
 
 /// An AWS error as one line: the service's error code and message, or the transport's error.
-pub fn error_text<E, R>(error: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> String
+/// An answer the SDK cannot parse (a proxy's page, an XML error where JSON was expected) is
+/// quoted from its body, so the user still reads what the server said.
+pub fn error_text<E>(
+    error: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::http::Response,
+    >,
+) -> String
 where
     E: aws_smithy_runtime_api::client::result::CreateUnhandledError
         + std::error::Error
         + aws_sdk_ecs::error::ProvideErrorMetadata
         + 'static,
-    R: std::fmt::Debug,
 {
     use aws_smithy_runtime_api::client::result::SdkError;
     match error {
@@ -235,7 +241,15 @@ where
             match (inner.code(), inner.message()) {
                 (Some(code), Some(message)) => format!("{code}: {message}"),
                 (Some(code), None) => code.to_owned(),
-                _ => inner.to_string(),
+                _ => {
+                    let raw = service.raw();
+                    let body = raw
+                        .body()
+                        .bytes()
+                        .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+                        .unwrap_or_default();
+                    format!("HTTP {}: {}", raw.status().as_u16(), unparsed_error(&body))
+                }
             }
         }
         other => {
@@ -247,5 +261,34 @@ where
             }
             text
         }
+    }
+}
+
+/// `Code: Message` from an XML error body, or the body's start.
+fn unparsed_error(body: &str) -> String {
+    let element = |name: &str| {
+        let open = format!("<{name}>");
+        let start = body.find(&open)? + open.len();
+        let end = body[start..].find('<')? + start;
+        Some(body[start..end].trim().to_owned())
+    };
+    match (element("Code"), element("Message")) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        _ => body.trim().chars().take(300).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_the_sdk_cannot_parse_are_quoted() {
+        let xml = r#"<?xml version="1.0"?><ErrorResponse><Error><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error></ErrorResponse>"#;
+        assert_eq!(
+            unparsed_error(xml),
+            "InvalidClientTokenId: The security token included in the request is invalid."
+        );
+        assert_eq!(unparsed_error("  Bad Gateway\n"), "Bad Gateway");
     }
 }

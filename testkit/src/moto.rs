@@ -42,6 +42,18 @@ impl MotoServer {
     /// reach running and AWS managed IAM policies loaded, and waits until it answers HTTP (one
     /// to two seconds). Fails, telling how to install moto, when the variable is not set.
     pub async fn start() -> io::Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts a server that checks credentials as AWS does (moto's IAM authentication from
+    /// the first request): the dummy credentials of [`MotoServer::env`] are refused, so every
+    /// call fails with AWS's "security token … is invalid" error. For tests of how access
+    /// denied is reported.
+    pub async fn start_denying() -> io::Result<Self> {
+        Self::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")]).await
+    }
+
+    async fn start_with(extra_env: &[(&str, &str)]) -> io::Result<Self> {
         let program = installed_program(MOTO_SERVER_VARIABLE, "ensure_moto")?;
         let process = ServerProcess::start("moto", |port, dir| {
             let mut command = Command::new(&program);
@@ -49,6 +61,7 @@ impl MotoServer {
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .env("MOTO_ECS_SERVICE_RUNNING", "1")
                 .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+                .envs(extra_env.iter().copied())
                 .current_dir(dir);
             command
         })
@@ -94,6 +107,51 @@ impl MotoServer {
         )
         .await?;
         response.expect_success(&format!("create bucket {name}"))
+    }
+
+    /// A subnet and the default security group of moto's default VPC: ECS checks that the
+    /// network settings of a service exist, as AWS does.
+    pub async fn default_network(&self) -> io::Result<(String, String)> {
+        let subnets = self.ec2("DescribeSubnets").await?;
+        let groups = self.ec2("DescribeSecurityGroups").await?;
+        let first = |xml: &str, tag: &str| {
+            let open = format!("<{tag}>");
+            xml.split(&open)
+                .nth(1)
+                .and_then(|rest| rest.split('<').next())
+                .map(str::to_owned)
+                .ok_or_else(|| io::Error::other(format!("no {tag} in moto's answer: {xml:.300}")))
+        };
+        Ok((first(&subnets, "subnetId")?, first(&groups, "groupId")?))
+    }
+
+    /// One EC2 Query API call without parameters; the XML answer.
+    async fn ec2(&self, action: &str) -> io::Result<String> {
+        let body = format!("Action={action}&Version=2016-11-15");
+        let response = send(
+            self.port(),
+            "POST",
+            "/",
+            &[
+                (
+                    "Authorization",
+                    DUMMY_AUTHORIZATION.replace("/s3/", "/ec2/"),
+                ),
+                (
+                    "Content-Type",
+                    "application/x-www-form-urlencoded".to_owned(),
+                ),
+            ],
+            body.as_bytes(),
+        )
+        .await?;
+        if response.status != 200 {
+            return Err(io::Error::other(format!(
+                "EC2 {action}: HTTP {}: {}",
+                response.status, response.body
+            )));
+        }
+        Ok(response.body)
     }
 
     /// The environment an AWS client needs to use this server instead of AWS: dummy

@@ -39,6 +39,9 @@ const EXECUTION_POLICY: &str =
     "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy";
 /// How often waits look at the service.
 const POLL: Duration = Duration::from_secs(2);
+/// How long deleting a runner waits for its task to stop (ECS's stop timeout is 30 s by
+/// default, at most 120 s).
+const TASK_STOP_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Fargate's CPU units and, for each, the memory sizes in MiB it allows (the Linux platform).
 pub fn allowed_memory(cpu: u32) -> Option<Vec<u32>> {
@@ -760,12 +763,7 @@ impl Fargate {
             .task_definition(&task_definition)
             .desired_count(desired)
             .launch_type(LaunchType::Fargate)
-            .deployment_configuration(
-                DeploymentConfiguration::builder()
-                    .minimum_healthy_percent(0)
-                    .maximum_percent(100)
-                    .build(),
-            )
+            .deployment_configuration(one_task_at_a_time())
             .network_configuration(self.network()?)
             .set_tags(Some(self.ecs_tags(&record.runner_id)))
             .enable_ecs_managed_tags(true)
@@ -861,7 +859,7 @@ impl Fargate {
             .ecs
             .list_tasks()
             .cluster(&self.settings.cluster)
-            .service_name(&record.service_name)
+            .family(&record.family)
             .desired_status(DesiredStatus::Stopped)
             .send()
             .await
@@ -893,6 +891,74 @@ impl Fargate {
             "{}{container}",
             task.stopped_reason().unwrap_or("no reason given")
         ))
+    }
+
+    /// Waits until every task of the runner's family has stopped: a task still draining
+    /// after its service is deleted would write to the control store after the provider
+    /// cleaned it, and its role must outlive it.
+    async fn wait_tasks_stopped(&self, record: &FargateRecord) -> Result<(), DeployError> {
+        let deadline = tokio::time::Instant::now() + TASK_STOP_TIMEOUT;
+        loop {
+            let mut arns = Vec::new();
+            for status in [DesiredStatus::Running, DesiredStatus::Stopped] {
+                let listed = self
+                    .clients
+                    .ecs
+                    .list_tasks()
+                    .cluster(&self.settings.cluster)
+                    .family(&record.family)
+                    .desired_status(status)
+                    .send()
+                    .await;
+                match listed {
+                    Ok(listed) => arns.extend(listed.task_arns().iter().cloned()),
+                    // No cluster, no tasks.
+                    Err(err) if error_text(&err).contains("ClusterNotFound") => return Ok(()),
+                    Err(err) => {
+                        return Err(error(
+                            &format!("listing the tasks of {}", record.family),
+                            error_text(&err),
+                        ));
+                    }
+                }
+            }
+            let mut running = Vec::new();
+            // DescribeTasks takes at most 100 tasks per call.
+            for chunk in arns.chunks(100) {
+                let described = self
+                    .clients
+                    .ecs
+                    .describe_tasks()
+                    .cluster(&self.settings.cluster)
+                    .set_tasks(Some(chunk.to_vec()))
+                    .send()
+                    .await
+                    .map_err(|err| {
+                        error(
+                            &format!("describing the tasks of {}", record.family),
+                            error_text(&err),
+                        )
+                    })?;
+                running.extend(
+                    described
+                        .tasks()
+                        .iter()
+                        .filter(|task| task.last_status() != Some("STOPPED"))
+                        .filter_map(|task| task.task_arn().map(str::to_owned)),
+                );
+            }
+            if running.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(DeployError::new(format!(
+                    "tasks of {} still running {TASK_STOP_TIMEOUT:?} after the service was deleted: {}",
+                    record.family,
+                    running.join(", ")
+                )));
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     /// Removes what `record` says this deployment created, tolerating what is already gone.
@@ -944,6 +1010,7 @@ impl Fargate {
                 ));
             }
         }
+        self.wait_tasks_stopped(record).await?;
         let definitions = self
             .clients
             .ecs
@@ -1122,6 +1189,15 @@ impl Fargate {
     }
 }
 
+/// A rollout that stops the old task before starting the new one: two runners must never
+/// consume one replication slot, even for a moment.
+fn one_task_at_a_time() -> DeploymentConfiguration {
+    DeploymentConfiguration::builder()
+        .minimum_healthy_percent(0)
+        .maximum_percent(100)
+        .build()
+}
+
 /// The name of a role from its ARN (`arn:aws:iam::123:role/path/name` → `name`).
 fn role_name(arn: &str) -> String {
     arn.rsplit('/').next().unwrap_or(arn).to_owned()
@@ -1156,6 +1232,8 @@ impl Deployment for Fargate {
                 record: serde_json::to_value(&record).expect("records serialise"),
                 started,
             }),
+            // The log group comes first: without it nothing was created.
+            Err(err) if creating && record.log_group.is_none() => Err(err),
             Err(err) if creating => {
                 // Roll back a create that failed part-way, so nothing is orphaned.
                 record.task_role = record.task_role.filter(|r| made_roles.contains(r));
@@ -1326,6 +1404,13 @@ impl Fargate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rollout_never_runs_two_tasks() {
+        let rollout = one_task_at_a_time();
+        assert_eq!(rollout.minimum_healthy_percent(), Some(0));
+        assert_eq!(rollout.maximum_percent(), Some(100));
+    }
 
     #[test]
     fn sizes_follow_fargates_table() {

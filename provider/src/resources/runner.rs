@@ -15,7 +15,7 @@ use lakestream_spec::control::{DeploymentRecord, RunnerRecord, RunnerState};
 use lakestream_spec::{RunnerSpec, StoreUrl, rules, runner};
 use serde::{Deserialize, Serialize};
 use tfplugin::plan_modifier::{requires_replace, use_state_for_unknown};
-use tfplugin::validator::{exactly_one_of, one_of};
+use tfplugin::validator::{custom, exactly_one_of, one_of};
 use tfplugin::{
     ApplyResponse, Attribute, AttributePath, Block, Context, CreateRequest, DeleteRequest,
     Diagnostic, Diagnostics, ImportRequest, ImportResponse, ModifyPlan, ReadRequest, ReadResponse,
@@ -173,6 +173,18 @@ fn schema() -> Schema {
                         "`file:///<absolute folder>`, `s3://<bucket>/<prefix>`, `az://<container>/<prefix>` or `abfss://<container>@<account>.dfs.core.windows.net/<prefix>`",
                         StoreUrl::parse,
                     ))
+                    .validator(custom("A runner deployed in the cloud needs a cloud store, not a local folder", |request| {
+                        if !request.value.as_str().is_some_and(|url| url.starts_with("file:")) {
+                            return Ok(());
+                        }
+                        match TARGETS.iter().find(|target| **target != "local" && request.sibling_is_set(target) == Some(true)) {
+                            Some(target) => Err(format!(
+                                "{}: a {target} runner runs outside this machine and cannot reach a local folder; use an s3://, az:// or abfss:// store",
+                                request.path
+                            )),
+                            None => Ok(()),
+                        }
+                    }))
                     .plan_modifier(requires_replace()),
             )
             .attribute(

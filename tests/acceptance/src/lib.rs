@@ -8,6 +8,8 @@
 //! `terraform init` is never run (it would go online), and `CHECKPOINT_DISABLE=1` keeps
 //! Terraform from calling home.
 
+pub mod fargate;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -96,7 +98,8 @@ impl Run {
         found
     }
 
-    fn describe(&self) -> String {
+    /// Exit code, stdout and stderr, for assertion messages.
+    pub fn describe(&self) -> String {
         format!(
             "exit {}\n--- stdout\n{}\n--- stderr\n{}",
             self.code, self.stdout, self.stderr

@@ -69,3 +69,22 @@ fn every_docs_example_validates() {
     }
     assert_eq!(checked, 5);
 }
+
+/// Every folder of `examples/terraform/` is a valid configuration (`terraform validate`).
+#[test]
+fn every_example_folder_validates() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/terraform");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let workspace = Workspace::new();
+        workspace.config(&Workspace::example(&name));
+        let run = workspace.run(&["validate", "-no-color"]);
+        assert_eq!(run.code, 0, "examples/terraform/{name}: {}", run.describe());
+        checked.push(name);
+    }
+    assert!(
+        checked.iter().any(|name| name == "aws-fargate"),
+        "{checked:?}"
+    );
+}
