@@ -31,8 +31,6 @@ pub const RSS_BUDGET_MIB: f64 = 100.0;
 enum Entry {
     /// Measured.
     Measured(Figure),
-    /// Not measured, and why.
-    NotMeasured(&'static str, String),
 }
 
 impl Entry {
@@ -40,7 +38,6 @@ impl Entry {
     fn key(&self) -> &'static str {
         match self {
             Self::Measured(figure) => figure.key,
-            Self::NotMeasured(key, _) => key,
         }
     }
 }
@@ -58,12 +55,6 @@ impl Report {
     /// Adds a figure.
     pub fn add(&mut self, figure: Figure) {
         self.entries.push(Entry::Measured(figure));
-    }
-
-    /// Records that `key` was not measured and why.
-    pub fn not_measured(&mut self, key: &'static str, reason: &str) {
-        self.entries
-            .push(Entry::NotMeasured(key, reason.to_owned()));
     }
 
     /// Records a runner's peak RSS in `case` (for `runner_peak_rss_mb`).
@@ -119,14 +110,6 @@ impl Report {
         for entry in self.ordered() {
             let cells = match entry {
                 Entry::Measured(figure) => figure.row().to_vec(),
-                Entry::NotMeasured(key, reason) => vec![
-                    format!("`{key}`"),
-                    format!("n/a ({reason})"),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                ],
             };
             text.push_str(&format!("| {} |\n", cells.join(" | ")));
         }
@@ -138,19 +121,13 @@ impl Report {
     pub fn to_json(&self, run: Value) -> Value {
         let mut document = Map::new();
         document.insert("run".into(), run);
-        let mut not_measured = Map::new();
         for entry in self.ordered() {
             match entry {
                 Entry::Measured(figure) => {
                     document.insert(figure.key.into(), figure.to_json());
                 }
-                Entry::NotMeasured(key, reason) => {
-                    document.insert((*key).into(), Value::Null);
-                    not_measured.insert((*key).into(), json!(reason));
-                }
             }
         }
-        document.insert("not_measured".into(), Value::Object(not_measured));
         Value::Object(document)
     }
 }
@@ -160,9 +137,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_skipped_key_is_null_with_its_reason_and_n_a_in_the_table() {
+    fn figures_come_in_key_order_with_the_runner_peak_first() {
         let mut report = Report::default();
-        report.not_measured("fleet_apply_50_fargate_s", "not implemented");
         report.add(Figure::new("plan_200_s", "s", vec![1.0, 2.0, 3.0]));
         report.runner_peak("stream", 30.0);
         report.runner_peak("backfill", 40.0);
@@ -174,16 +150,9 @@ mod tests {
             "{table}"
         );
         assert!(rows[1].starts_with("| `plan_200_s` | 2.00 s"), "{table}");
-        assert_eq!(
-            rows[2],
-            "| `fleet_apply_50_fargate_s` | n/a (not implemented) |  |  |  |  |"
-        );
+        assert_eq!(rows.len(), 2, "{table}");
         let json = report.to_json(json!({"mode": "quick"}));
-        assert_eq!(json["fleet_apply_50_fargate_s"], Value::Null);
-        assert_eq!(
-            json["not_measured"]["fleet_apply_50_fargate_s"],
-            "not implemented"
-        );
+        assert_eq!(json["plan_200_s"]["median"], 2.0);
         assert_eq!(
             json["runner_peak_rss_mb"]["details"]["largest_by_case"]["backfill"],
             40.0

@@ -109,6 +109,30 @@ impl MotoServer {
         response.expect_success(&format!("create bucket {name}"))
     }
 
+    /// Creates an ECS cluster, as an operator would before deploying runners on Fargate.
+    pub async fn create_ecs_cluster(&self, name: &str) -> io::Result<()> {
+        let body = format!(r#"{{"clusterName":"{name}"}}"#);
+        let response = send(
+            self.port(),
+            "POST",
+            "/",
+            &[
+                (
+                    "Authorization",
+                    DUMMY_AUTHORIZATION.replace("/s3/", "/ecs/"),
+                ),
+                (
+                    "X-Amz-Target",
+                    "AmazonEC2ContainerServiceV20141113.CreateCluster".to_owned(),
+                ),
+                ("Content-Type", "application/x-amz-json-1.1".to_owned()),
+            ],
+            body.as_bytes(),
+        )
+        .await?;
+        response.expect_success(&format!("create ECS cluster {name}"))
+    }
+
     /// A subnet and the default security group of moto's default VPC: ECS checks that the
     /// network settings of a service exist, as AWS does.
     pub async fn default_network(&self) -> io::Result<(String, String)> {

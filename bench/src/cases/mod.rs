@@ -70,6 +70,8 @@ pub struct Sizes {
     pub big_txn_runs: usize,
     /// Runners (and as many pipelines) of the plan case.
     pub plan_runners: usize,
+    /// Applies of the Fargate fleet.
+    pub fleet_repetitions: usize,
 }
 
 impl Sizes {
@@ -86,6 +88,7 @@ impl Sizes {
             big_txn_rows: 2_000_000,
             big_txn_runs: 1,
             plan_runners: 100,
+            fleet_repetitions: 1,
         }
     }
 
@@ -102,6 +105,7 @@ impl Sizes {
             big_txn_rows: 2_000_000,
             big_txn_runs: 2,
             plan_runners: 100,
+            fleet_repetitions: 3,
         }
     }
 }
