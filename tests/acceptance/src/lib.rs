@@ -9,6 +9,7 @@
 //! Terraform from calling home.
 
 pub mod fargate;
+pub mod kubelet;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

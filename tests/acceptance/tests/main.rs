@@ -2,6 +2,7 @@
 //! flows, the real runner and a real PostgreSQL). One module per area.
 
 mod docs_examples;
+mod eks;
 mod fargate;
 mod local;
 mod plan_validation;
