@@ -204,7 +204,11 @@ async fn build(settings: &AwsSettings) -> Result<AwsClients, Diagnostic> {
     macro_rules! client {
         ($sdk:ident, $service:literal) => {{
             let mut builder = $sdk::config::Builder::from(&config);
-            builder.set_endpoint_url(settings.endpoint($service).map(str::to_owned));
+            // Only an override replaces the endpoint: otherwise the chain's own
+            // (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, the profile) stays.
+            if let Some(url) = settings.endpoint($service) {
+                builder.set_endpoint_url(Some(url.to_owned()));
+            }
             $sdk::Client::from_conf(builder.build())
         }};
     }

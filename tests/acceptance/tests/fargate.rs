@@ -590,8 +590,13 @@ async fn fargate_apply_errors_are_clear_and_leave_nothing_behind() {
 
     // A cluster that does not exist: the error names it, and the roles and log group made
     // before the service failed are removed again.
+    // No endpoints block here: the endpoint comes from the environment (`AWS_ENDPOINT_URL`),
+    // as the standard chain gives it.
+    let start = CONFIG.find("    endpoints {").unwrap();
+    let end = start + CONFIG[start..].find("    }\n").unwrap() + "    }\n".len();
+    let from_environment = format!("{}{}", &CONFIG[..start], &CONFIG[end..]);
     workspace
-        .config(CONFIG)
+        .config(&from_environment)
         .vars(cloud.vars(256, 512, "missing-cluster"));
     let errors = workspace.apply_fails();
     assert_error(
