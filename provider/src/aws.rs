@@ -20,8 +20,10 @@ use tokio::sync::OnceCell;
 /// Attempts per AWS call, with the SDK's adaptive backoff (throttling slows the client down).
 const MAX_ATTEMPTS: u32 = 10;
 
-/// Services whose endpoint can be overridden (VPC endpoints, emulators).
-pub const SERVICES: [&str; 7] = ["ecs", "iam", "logs", "eks", "sts", "s3", "secretsmanager"];
+/// Services the provider calls whose endpoint can be overridden (VPC endpoints, emulators).
+/// The S3 control store is opened from the standard environment (`AWS_ENDPOINT_URL_S3`,
+/// `AWS_ENDPOINT_URL`), and Secrets Manager is read by the runner, not the provider.
+pub const SERVICES: [&str; 5] = ["ecs", "iam", "logs", "eks", "sts"];
 
 /// The `aws {}` block.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -75,7 +77,10 @@ pub fn block() -> NestedBlock {
             .description(format!("Endpoint URL for {service}, instead of the public one (a VPC endpoint, a proxy, a test emulator)."))
             .validator(regex(r"^https?://[^\s]+$", "must be an http:// or https:// URL"))
     };
-    let mut endpoints = Block::new().description("Per-service endpoint overrides.");
+    let mut endpoints = Block::new().description(
+        "Per-service endpoint overrides. An S3 control store is reached through the standard environment \
+         (`AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`, and the environment's credentials).",
+    );
     for service in SERVICES {
         endpoints = endpoints.attribute(endpoint(service));
     }
