@@ -69,6 +69,7 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    fix_malloc_mmap_threshold();
     let cli = Cli::parse();
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -234,6 +235,28 @@ fn fail(code: u8, message: &str) -> ExitCode {
     eprintln!("streaming-runner: {message}");
     ExitCode::from(code)
 }
+
+/// Fixes glibc's mmap threshold at 1 MiB: larger allocations get their own memory mapping,
+/// returned to the system when freed. By default glibc raises the threshold to the size of the
+/// largest mapped block freed so far (up to 32 MiB), so after the first flush the flush-sized
+/// buffers (Arrow builders, encoded files: megabytes each) come from the heap arenas of
+/// whichever thread encodes, where freed space stays resident and fragments. `scripts/bench`:
+/// a 2-million-row transaction peaked at 124–152 MiB before, 68–78 MiB after, with the same
+/// throughput.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn fix_malloc_mmap_threshold() {
+    const MMAP_THRESHOLD: libc::c_int = 1 << 20;
+    // SAFETY: mallopt only sets an allocator parameter; it is called first thing in main,
+    // before any other thread exists. A refusal (return value 0) leaves glibc's default.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    }
+}
+
+/// Other allocators manage their own thresholds.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn fix_malloc_mmap_threshold() {}
 
 /// Logs to stderr; `LAKESTREAM_LOG` (or `RUST_LOG`) sets the filter (default `info`) and
 /// `LAKESTREAM_LOG_FORMAT=json` switches to JSON lines for log collectors.
