@@ -146,6 +146,16 @@ pub struct AwsClients {
     pub settings: AwsSettings,
 }
 
+impl AwsClients {
+    /// The region the clients call (empty when the chain gives none).
+    pub fn region(&self) -> String {
+        self.config
+            .region()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    }
+}
+
 /// Builds [`AwsClients`] on first use and hands out the same ones afterwards.
 #[derive(Debug, Default)]
 pub struct LazyAws {

@@ -25,7 +25,7 @@ use tfplugin::validator::{custom, regex};
 use tfplugin::{Attribute, Block, NestedBlock, async_trait};
 
 use super::kubernetes::{self, KubeClient, RESTARTED_AT, TokenSource, Workload};
-use super::{Applied, DeployError, Deployment, Observation, RunnerTarget};
+use super::{Applied, DeployError, Deployment, Observation, RunnerTarget, error, read_record};
 use crate::aws::{AwsClients, error_text};
 
 /// The namespace when none is given: it exists in every cluster.
@@ -260,10 +260,6 @@ pub struct Eks {
     clients: Arc<AwsClients>,
 }
 
-fn error(what: &str, detail: impl std::fmt::Display) -> DeployError {
-    DeployError::new(format!("{what}: {detail}"))
-}
-
 impl Eks {
     /// The target for an `eks` block.
     pub fn new(settings: EksSettings, clients: Arc<AwsClients>) -> Self {
@@ -275,26 +271,17 @@ impl Eks {
         record: &serde_json::Value,
         clients: Arc<AwsClients>,
     ) -> Result<Self, DeployError> {
-        let record: EksRecord = serde_json::from_value(record.clone())
-            .map_err(|err| error("the eks deployment record is unreadable", err))?;
+        let record: EksRecord = read_record("eks", record)?;
         Ok(Self {
             settings: record.settings,
             clients,
         })
     }
 
-    fn region(&self) -> String {
-        self.clients
-            .config
-            .region()
-            .map(ToString::to_string)
-            .unwrap_or_default()
-    }
-
     /// A client for the cluster's API server, or `None` when the cluster does not exist.
     async fn connect(&self) -> Result<Option<KubeClient>, DeployError> {
         let name = &self.settings.cluster_name;
-        let region = self.region();
+        let region = self.clients.region();
         let described = match self.clients.eks.describe_cluster().name(name).send().await {
             Ok(described) => described,
             Err(err) if error_text(&err).starts_with("ResourceNotFoundException") => {
@@ -354,13 +341,13 @@ impl Eks {
             DeployError::new(format!(
                 "EKS cluster {:?} not found in {}",
                 self.settings.cluster_name,
-                self.region()
+                self.clients.region()
             ))
         })
     }
 
     fn workload(&self, record: &EksRecord, running: bool) -> Workload {
-        let region = self.region();
+        let region = self.clients.region();
         let env = [
             ("LAKESTREAM_CONTROL_STORE", record.control_store.as_str()),
             ("LAKESTREAM_RUNNER_ID", record.runner_id.as_str()),
@@ -394,8 +381,7 @@ impl Eks {
     }
 
     fn parse(record: &serde_json::Value) -> Result<EksRecord, DeployError> {
-        serde_json::from_value(record.clone())
-            .map_err(|err| error("the eks deployment record is unreadable", err))
+        read_record("eks", record)
     }
 }
 

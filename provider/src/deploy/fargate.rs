@@ -25,7 +25,9 @@ use tfplugin::plan_modifier::{requires_replace, use_state_for_unknown};
 use tfplugin::validator::{custom, each_element, length_at_least, one_of, regex};
 use tfplugin::{Attribute, Block, NestedBlock, Type, Value, async_trait};
 
-use super::{Applied, DeployError, Deployment, Grant, Observation, RunnerTarget};
+use super::{
+    Applied, DeployError, Deployment, Grant, Observation, RunnerTarget, error, read_record,
+};
 use crate::aws::{AwsClients, error_text};
 
 /// The container's name in the task definition.
@@ -393,10 +395,6 @@ pub struct Fargate {
     clients: Arc<AwsClients>,
 }
 
-fn error(what: &str, detail: impl std::fmt::Display) -> DeployError {
-    DeployError::new(format!("{what}: {detail}"))
-}
-
 /// The AWS partition of a region (`aws`, `aws-cn`, `aws-us-gov`), for ARNs built by hand.
 fn partition(region: &str) -> &'static str {
     if region.starts_with("cn-") {
@@ -453,20 +451,11 @@ impl Fargate {
         record: &serde_json::Value,
         clients: Arc<AwsClients>,
     ) -> Result<Self, DeployError> {
-        let record: FargateRecord = serde_json::from_value(record.clone())
-            .map_err(|err| error("the fargate deployment record is unreadable", err))?;
+        let record: FargateRecord = read_record("fargate", record)?;
         Ok(Self {
             settings: record.settings,
             clients,
         })
-    }
-
-    fn region(&self) -> String {
-        self.clients
-            .config
-            .region()
-            .map(ToString::to_string)
-            .unwrap_or_default()
     }
 
     fn tags(&self, runner_id: &str) -> BTreeMap<String, String> {
@@ -554,85 +543,96 @@ impl Fargate {
         control_store: &StoreUrl,
     ) -> Result<Vec<RoleRef>, DeployError> {
         let mut made = Vec::new();
-        record.execution_role = match (
-            &self.settings.execution_role_arn,
-            record.execution_role.take(),
-        ) {
-            (Some(arn), _) => Some(RoleRef {
-                arn: arn.clone(),
-                name: role_name(arn),
-                created: false,
-            }),
-            (None, Some(existing)) if existing.created => Some(existing),
-            (None, _) => {
-                let role = self
-                    .create_role(
-                        &format!("lakestream-{}-exec", record.runner_id),
-                        &record.runner_id,
+        let (execution, created) = self
+            .role(
+                &self.settings.execution_role_arn,
+                record.execution_role.take(),
+                &format!("lakestream-{}-exec", record.runner_id),
+                &record.runner_id,
+            )
+            .await?;
+        if created {
+            made.push(execution.clone());
+            self.clients
+                .iam
+                .attach_role_policy()
+                .role_name(&execution.name)
+                .policy_arn(EXECUTION_POLICY)
+                .send()
+                .await
+                .map_err(|err| {
+                    error(
+                        &format!("attaching {EXECUTION_POLICY} to {}", execution.name),
+                        error_text(&err),
                     )
-                    .await?;
-                made.push(role.clone());
+                })?;
+        }
+        record.execution_role = Some(execution);
+        let (task, created) = self
+            .role(
+                &self.settings.task_role_arn,
+                record.task_role.take(),
+                &format!("lakestream-{}-task", record.runner_id),
+                &record.runner_id,
+            )
+            .await?;
+        if created {
+            made.push(task.clone());
+            let runner_folder = control_store.join(&format!("runners/{}", record.runner_id));
+            let statements = s3_statements(
+                &runner_folder,
+                partition(&self.clients.region()),
+                "ControlStore",
+            );
+            if !statements.is_empty() {
                 self.clients
                     .iam
-                    .attach_role_policy()
-                    .role_name(&role.name)
-                    .policy_arn(EXECUTION_POLICY)
+                    .put_role_policy()
+                    .role_name(&task.name)
+                    .policy_name(CONTROL_POLICY)
+                    .policy_document(policy(statements))
                     .send()
                     .await
                     .map_err(|err| {
                         error(
-                            &format!("attaching {EXECUTION_POLICY} to {}", role.name),
+                            &format!("granting {} the control store", task.name),
                             error_text(&err),
                         )
                     })?;
-                Some(role)
             }
-        };
-        record.task_role = match (&self.settings.task_role_arn, record.task_role.take()) {
-            (Some(arn), _) => Some(RoleRef {
-                arn: arn.clone(),
-                name: role_name(arn),
-                created: false,
-            }),
-            (None, Some(existing)) if existing.created => Some(existing),
-            (None, _) => {
-                let role = self
-                    .create_role(
-                        &format!("lakestream-{}-task", record.runner_id),
-                        &record.runner_id,
-                    )
-                    .await?;
-                made.push(role.clone());
-                let runner_folder = control_store.join(&format!("runners/{}", record.runner_id));
-                let statements =
-                    s3_statements(&runner_folder, partition(&self.region()), "ControlStore");
-                if !statements.is_empty() {
-                    self.clients
-                        .iam
-                        .put_role_policy()
-                        .role_name(&role.name)
-                        .policy_name(CONTROL_POLICY)
-                        .policy_document(policy(statements))
-                        .send()
-                        .await
-                        .map_err(|err| {
-                            error(
-                                &format!("granting {} the control store", role.name),
-                                error_text(&err),
-                            )
-                        })?;
-                }
-                Some(role)
-            }
-        };
+        }
+        record.task_role = Some(task);
         Ok(made)
+    }
+
+    /// The role to use: the one configured, the one the provider created earlier, or a new
+    /// one (`true`: just created, its policies still to attach).
+    async fn role(
+        &self,
+        configured: &Option<String>,
+        existing: Option<RoleRef>,
+        name: &str,
+        runner_id: &str,
+    ) -> Result<(RoleRef, bool), DeployError> {
+        match (configured, existing) {
+            (Some(arn), _) => Ok((
+                RoleRef {
+                    arn: arn.clone(),
+                    name: role_name(arn),
+                    created: false,
+                },
+                false,
+            )),
+            (None, Some(existing)) if existing.created => Ok((existing, false)),
+            (None, _) => Ok((self.create_role(name, runner_id).await?, true)),
+        }
     }
 
     async fn register_task_definition(
         &self,
         record: &FargateRecord,
     ) -> Result<String, DeployError> {
-        let region = self.region();
+        let region = self.clients.region();
         let mut logs = BTreeMap::new();
         logs.insert(
             "awslogs-group".to_owned(),
@@ -1215,8 +1215,7 @@ impl Deployment for Fargate {
         previous: Option<&serde_json::Value>,
     ) -> Result<Applied, DeployError> {
         let mut record = match previous {
-            Some(previous) => serde_json::from_value(previous.clone())
-                .map_err(|err| error("the fargate deployment record is unreadable", err))?,
+            Some(previous) => read_record("fargate", previous)?,
             None => FargateRecord {
                 runner_id: target.runner_id.clone(),
                 control_store: target.control_store.to_string(),
@@ -1250,12 +1249,12 @@ impl Deployment for Fargate {
     }
 
     async fn observe(&self, record: &serde_json::Value) -> Observation {
-        let record: FargateRecord = match serde_json::from_value(record.clone()) {
+        let record: FargateRecord = match read_record("fargate", record) {
             Ok(record) => record,
             Err(err) => {
                 return Observation {
                     running: false,
-                    reason: format!("the fargate deployment record is unreadable: {err}"),
+                    reason: err.message,
                 };
             }
         };
@@ -1314,18 +1313,16 @@ impl Deployment for Fargate {
     }
 
     async fn destroy(&self, record: &serde_json::Value) -> Result<(), DeployError> {
-        let record: FargateRecord = serde_json::from_value(record.clone())
-            .map_err(|err| error("the fargate deployment record is unreadable", err))?;
+        let record: FargateRecord = read_record("fargate", record)?;
         self.remove(&record).await
     }
 
     async fn grant(&self, record: &serde_json::Value, grant: &Grant) -> Result<(), DeployError> {
-        let record: FargateRecord = serde_json::from_value(record.clone())
-            .map_err(|err| error("the fargate deployment record is unreadable", err))?;
+        let record: FargateRecord = read_record("fargate", record)?;
         let Some(role) = record.task_role.filter(|role| role.created) else {
             return Ok(());
         };
-        let region = self.region();
+        let region = self.clients.region();
         let partition = partition(&region);
         let mut statements = s3_statements(&grant.lake, partition, "Lake");
         let secrets: Vec<String> = grant
@@ -1371,8 +1368,7 @@ impl Deployment for Fargate {
         record: &serde_json::Value,
         _pipeline_id: &str,
     ) -> Result<(), DeployError> {
-        let record: FargateRecord = serde_json::from_value(record.clone())
-            .map_err(|err| error("the fargate deployment record is unreadable", err))?;
+        let record: FargateRecord = read_record("fargate", record)?;
         match record.task_role.filter(|role| role.created) {
             Some(role) => self.revoke_role(&role.name).await,
             None => Ok(()),

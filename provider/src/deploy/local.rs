@@ -18,7 +18,7 @@ use tfplugin::{Attribute, Block, NestedBlock, Type, async_trait};
 
 use crate::rules::string_rule;
 
-use super::{Applied, DeployError, Deployment, Observation, RunnerTarget};
+use super::{Applied, DeployError, Deployment, Observation, RunnerTarget, read_record};
 
 /// How long a runner gets to commit and exit after SIGTERM before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(20);
@@ -198,9 +198,7 @@ pub fn default_log_file(target: &RunnerTarget) -> PathBuf {
 
 impl LocalDeployment {
     fn from_record(record: &serde_json::Value) -> Result<Self, DeployError> {
-        serde_json::from_value(record.clone()).map_err(|err| {
-            DeployError::new(format!("the local deployment record is unreadable: {err}"))
-        })
+        read_record("local", record)
     }
 
     fn alive(&self) -> Option<Process> {

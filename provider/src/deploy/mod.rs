@@ -71,6 +71,20 @@ impl DeployError {
     }
 }
 
+/// An error saying what was being done and why it failed: `<what>: <detail>`.
+pub fn error(what: &str, detail: impl std::fmt::Display) -> DeployError {
+    DeployError::new(format!("{what}: {detail}"))
+}
+
+/// A target's record as `kind` wrote it into `runner.json`.
+pub fn read_record<T: serde::de::DeserializeOwned>(
+    kind: &str,
+    record: &serde_json::Value,
+) -> Result<T, DeployError> {
+    serde_json::from_value(record.clone())
+        .map_err(|err| error(&format!("the {kind} deployment record is unreadable"), err))
+}
+
 /// A deployment target. `record` is the target's JSON record, kept in `runner.json` so that a
 /// later operation (or an import) finds what was created.
 #[async_trait]
@@ -121,10 +135,7 @@ pub async fn for_record(
 ) -> Result<Box<dyn Deployment>, DeployError> {
     match record.kind.as_str() {
         "local" => {
-            let settings: local::LocalDeployment = serde_json::from_value(record.settings.clone())
-                .map_err(|err| {
-                    DeployError::new(format!("the local deployment record is unreadable: {err}"))
-                })?;
+            let settings: local::LocalDeployment = read_record("local", &record.settings)?;
             Ok(Box::new(local::Local { settings }))
         }
         "fargate" => Ok(Box::new(fargate::Fargate::from_record(
