@@ -551,6 +551,8 @@ impl Fargate {
                 &record.runner_id,
             )
             .await?;
+        // Recorded before its policy is attached, so a failure there rolls the role back too.
+        record.execution_role = Some(execution.clone());
         if created {
             made.push(execution.clone());
             self.clients
@@ -567,7 +569,6 @@ impl Fargate {
                     )
                 })?;
         }
-        record.execution_role = Some(execution);
         let (task, created) = self
             .role(
                 &self.settings.task_role_arn,
@@ -576,6 +577,7 @@ impl Fargate {
                 &record.runner_id,
             )
             .await?;
+        record.task_role = Some(task.clone());
         if created {
             made.push(task.clone());
             let runner_folder = control_store.join(&format!("runners/{}", record.runner_id));
@@ -601,7 +603,6 @@ impl Fargate {
                     })?;
             }
         }
-        record.task_role = Some(task);
         Ok(made)
     }
 
