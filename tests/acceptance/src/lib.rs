@@ -372,6 +372,37 @@ impl Workspace {
     }
 }
 
+/// Whether a test against a real cloud account runs: `TF_ACC_CLOUD` names `cloud`. When it
+/// does not, the test says what it would need and is skipped.
+pub fn real_cloud(cloud: &str, needs: &str) -> bool {
+    let wanted = std::env::var("TF_ACC_CLOUD").as_deref() == Ok(cloud);
+    if !wanted {
+        eprintln!("skipped: set TF_ACC_CLOUD={cloud} with {needs}");
+    }
+    wanted
+}
+
+/// A variable a real-cloud run needs.
+pub fn cloud_variable(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("a TF_ACC_CLOUD run needs {name}"))
+}
+
+/// Applies `streaming_runner.this` of the example `name` with `vars` for real, destroys what
+/// it created whatever happened, and fails unless the apply succeeded.
+pub fn apply_example_runner_for_real(name: &str, vars: Value) {
+    let workspace = Workspace::new();
+    workspace.config(&Workspace::example(name)).vars(vars);
+    let run = workspace.run(&[
+        "apply",
+        "-auto-approve",
+        "-no-color",
+        "-input=false",
+        "-target=streaming_runner.this",
+    ]);
+    workspace.run(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
+    assert_eq!(run.code, 0, "apply of {name} failed: {}", run.describe());
+}
+
 fn resources(document: &Value) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
     let mut modules = vec![&document["values"]["root_module"]];

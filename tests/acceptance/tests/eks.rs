@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use lakestream_acceptance::fargate::moto_config;
 use lakestream_acceptance::kubelet::Kubelet;
-use lakestream_acceptance::{Workspace, assert_error};
+use lakestream_acceptance::{
+    Workspace, apply_example_runner_for_real, assert_error, cloud_variable, real_cloud,
+};
 use lakestream_testkit::kubernetes::{KubeFake, KubeFakeOptions};
 use lakestream_testkit::moto::MotoServer;
 use serde_json::{Value, json};
@@ -492,37 +494,20 @@ resource "streaming_runner" "r" {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn eks_against_a_real_cluster_when_asked() {
-    if std::env::var("TF_ACC_CLOUD").as_deref() != Ok("aws") {
-        eprintln!(
-            "skipped: set TF_ACC_CLOUD=aws with AWS credentials allowed into the cluster, \
-             LAKESTREAM_ACC_EKS_CLUSTER, LAKESTREAM_ACC_EKS_ROLE (an IRSA role) and \
-             LAKESTREAM_ACC_BUCKET to run the EKS flow against a real account"
-        );
+    if !real_cloud(
+        "aws",
+        "AWS credentials allowed into the cluster, LAKESTREAM_ACC_EKS_CLUSTER, \
+         LAKESTREAM_ACC_EKS_ROLE (an IRSA role) and LAKESTREAM_ACC_BUCKET to run the EKS flow \
+         against a real account",
+    ) {
         return;
     }
-    let variable = |name: &str| {
-        std::env::var(name).unwrap_or_else(|_| panic!("TF_ACC_CLOUD=aws needs {name}"))
-    };
-    let workspace = Workspace::new();
-    workspace
-        .config(&Workspace::example("aws-eks"))
-        .vars(json!({
-            "cluster": variable("LAKESTREAM_ACC_EKS_CLUSTER"),
-            "runner_role_arn": variable("LAKESTREAM_ACC_EKS_ROLE"),
-            "control_store": format!("s3://{}/lakestream-acc/eks", variable("LAKESTREAM_ACC_BUCKET")),
-        }));
-    let run = workspace.run(&[
-        "apply",
-        "-auto-approve",
-        "-no-color",
-        "-input=false",
-        "-target=streaming_runner.this",
-    ]);
-    let outcome = run.code;
-    workspace.run(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
-    assert_eq!(
-        outcome, 0,
-        "apply against EKS failed:\n{}\n{}",
-        run.stdout, run.stderr
+    apply_example_runner_for_real(
+        "aws-eks",
+        json!({
+            "cluster": cloud_variable("LAKESTREAM_ACC_EKS_CLUSTER"),
+            "runner_role_arn": cloud_variable("LAKESTREAM_ACC_EKS_ROLE"),
+            "control_store": format!("s3://{}/lakestream-acc/eks", cloud_variable("LAKESTREAM_ACC_BUCKET")),
+        }),
     );
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use lakestream_acceptance::fargate::{Scheduler, moto_config};
-use lakestream_acceptance::{Workspace, assert_error};
+use lakestream_acceptance::{
+    Workspace, apply_example_runner_for_real, assert_error, cloud_variable, real_cloud,
+};
 use lakestream_testkit::lake::replay;
 use lakestream_testkit::moto::MotoServer;
 use lakestream_testkit::postgres::PostgresServer;
@@ -647,35 +649,23 @@ async fn fargate_access_denied_is_reported_with_awss_words() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fargate_against_a_real_aws_account_when_asked() {
-    if std::env::var("TF_ACC_CLOUD").as_deref() != Ok("aws") {
-        eprintln!(
-            "skipped: set TF_ACC_CLOUD=aws with AWS credentials, LAKESTREAM_ACC_CLUSTER, \
-             LAKESTREAM_ACC_SUBNET, LAKESTREAM_ACC_SECURITY_GROUP and LAKESTREAM_ACC_BUCKET to run \
-             the Fargate flow against a real account"
-        );
+    if !real_cloud(
+        "aws",
+        "AWS credentials, LAKESTREAM_ACC_CLUSTER, LAKESTREAM_ACC_SUBNET, \
+         LAKESTREAM_ACC_SECURITY_GROUP and LAKESTREAM_ACC_BUCKET to run the Fargate flow against \
+         a real account",
+    ) {
         return;
     }
-    let variable = |name: &str| {
-        std::env::var(name).unwrap_or_else(|_| panic!("TF_ACC_CLOUD=aws needs {name}"))
-    };
-    let workspace = Workspace::new();
-    let config = Workspace::example("aws-fargate");
-    workspace.config(&config).vars(json!({
-        "cluster": variable("LAKESTREAM_ACC_CLUSTER"),
-        "subnets": [variable("LAKESTREAM_ACC_SUBNET")],
-        "security_groups": [variable("LAKESTREAM_ACC_SECURITY_GROUP")],
-        "control_store": format!("s3://{}/lakestream-acc/control", variable("LAKESTREAM_ACC_BUCKET")),
-    }));
-    let run = workspace.run(&[
-        "apply",
-        "-auto-approve",
-        "-no-color",
-        "-input=false",
-        "-target=streaming_runner.this",
-    ]);
-    let outcome = run.code;
-    workspace.run(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
-    assert_eq!(outcome, 0, "apply against AWS failed: {}", run.describe());
+    apply_example_runner_for_real(
+        "aws-fargate",
+        json!({
+            "cluster": cloud_variable("LAKESTREAM_ACC_CLUSTER"),
+            "subnets": [cloud_variable("LAKESTREAM_ACC_SUBNET")],
+            "security_groups": [cloud_variable("LAKESTREAM_ACC_SECURITY_GROUP")],
+            "control_store": format!("s3://{}/lakestream-acc/control", cloud_variable("LAKESTREAM_ACC_BUCKET")),
+        }),
+    );
 }
 
 /// IAM returns policy documents URL-encoded (RFC 3986); moto may return them as stored.
