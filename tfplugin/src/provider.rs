@@ -384,7 +384,7 @@ pub trait Resource: Send + Sync + 'static {
     /// The full type name, e.g. `streaming_runner`.
     fn type_name(&self) -> &str;
 
-    /// The schema; called once at start-up.
+    /// The schema; the server calls it once at start-up.
     fn schema(&self) -> Schema;
 
     /// Checks configuration beyond the schema's validators. Values may be unknown.
@@ -427,12 +427,18 @@ pub trait Resource: Send + Sync + 'static {
         }
     }
 
-    /// Brings stored state up to the current schema. Called for every resource in state on
-    /// every run, usually with the current version. Default: [`upgrade_current_version`];
-    /// override to handle older versions (decode with [`UpgradeStateRequest::decode`] and the
-    /// old block, then convert) and delegate the rest to the default.
-    fn upgrade_state(&self, request: UpgradeStateRequest) -> UpgradeStateResponse {
-        upgrade_current_version(&self.schema(), &request)
+    /// Brings stored state up to `current`, the schema registered at start-up (passed in so
+    /// that the many calls of a large plan do not rebuild it). Called for every resource in
+    /// state on every run, usually with the current version. Default:
+    /// [`upgrade_current_version`]; override to handle older versions (decode with
+    /// [`UpgradeStateRequest::decode`] and the old block, then convert) and delegate the rest
+    /// to the default.
+    fn upgrade_state(
+        &self,
+        current: &Schema,
+        request: UpgradeStateRequest,
+    ) -> UpgradeStateResponse {
+        upgrade_current_version(current, &request)
     }
 }
 

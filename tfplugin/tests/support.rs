@@ -283,10 +283,11 @@ impl Resource for VersionedResource {
 
     fn upgrade_state(
         &self,
+        current: &Schema,
         request: tfplugin::UpgradeStateRequest,
     ) -> tfplugin::UpgradeStateResponse {
         if request.version != 0 {
-            return tfplugin::upgrade_current_version(&self.schema(), &request);
+            return tfplugin::upgrade_current_version(current, &request);
         }
         match request.decode(&Self::schema_v0()) {
             Ok(old) => tfplugin::UpgradeStateResponse {

@@ -6,6 +6,7 @@
 //! wait until the runner reports it applied the change.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use lakestream_control::RunnerControl;
@@ -125,7 +126,14 @@ struct VersionedFields<'a> {
     max_consecutive_failures: Option<u32>,
 }
 
-fn schema() -> Schema {
+/// The schema, built once: plans of large fleets read and upgrade every resource, and building
+/// it (validators included) costs more than the rest of a read.
+fn schema() -> &'static Schema {
+    static SCHEMA: LazyLock<Schema> = LazyLock::new(build_schema);
+    &SCHEMA
+}
+
+fn build_schema() -> Schema {
     Schema::new(
         Block::new()
             .description(
@@ -592,7 +600,7 @@ impl PipelineResource {
             last_error: view.status.as_ref().and_then(|s| s.last_error.clone()),
             timeouts: known.timeouts.clone(),
         };
-        self.schema().to_value(&model)
+        schema().to_value(&model)
     }
 
     async fn read_state(
@@ -720,10 +728,10 @@ impl Resource for PipelineResource {
     }
 
     fn schema(&self) -> Schema {
-        schema()
+        schema().clone()
     }
 
-    async fn modify_plan(&self, _context: &Context, plan: &mut ModifyPlan) {
+    async fn modify_plan(&self, context: &Context, plan: &mut ModifyPlan) {
         if plan.planned.is_null() {
             return;
         }
@@ -1135,7 +1143,7 @@ impl Resource for PipelineResource {
 
     async fn import(&self, _context: &Context, request: ImportRequest) -> ImportResponse {
         match PipelineAddress::parse(&request.id) {
-            Ok(address) => ImportResponse::passthrough_id(&self.schema(), "id", &address.id()),
+            Ok(address) => ImportResponse::passthrough_id(schema(), "id", &address.id()),
             Err(message) => ImportResponse {
                 resources: Vec::new(),
                 diagnostics: Diagnostic::error("Invalid Import Id", message).into(),

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use lakestream_spec::control::{DeploymentRecord, RunnerRecord, RunnerState};
@@ -128,7 +129,14 @@ impl RunnerModel {
     }
 }
 
-fn schema() -> Schema {
+/// The schema, built once: plans of large fleets read and upgrade every resource, and building
+/// it (validators included) costs more than the rest of a read.
+fn schema() -> &'static Schema {
+    static SCHEMA: LazyLock<Schema> = LazyLock::new(build_schema);
+    &SCHEMA
+}
+
+fn build_schema() -> Schema {
     let computed =
         |name: &str, description: &str| Attribute::string(name).computed().description(description);
     Schema::new(
@@ -444,7 +452,7 @@ impl RunnerResource {
                 .map(|p| p.pipeline_id.clone()),
             timeouts: known.timeouts.clone(),
         };
-        self.schema().to_value(&model)
+        schema().to_value(&model)
     }
 
     async fn read_state(
@@ -499,7 +507,7 @@ impl Resource for RunnerResource {
     }
 
     fn schema(&self) -> Schema {
-        schema()
+        schema().clone()
     }
 
     async fn modify_plan(&self, _context: &Context, plan: &mut ModifyPlan) {
@@ -655,7 +663,7 @@ impl Resource for RunnerResource {
 
     async fn import(&self, _context: &Context, request: ImportRequest) -> ImportResponse {
         match RunnerAddress::parse(&request.id) {
-            Ok(address) => ImportResponse::passthrough_id(&self.schema(), "id", &address.id()),
+            Ok(address) => ImportResponse::passthrough_id(schema(), "id", &address.id()),
             Err(message) => ImportResponse {
                 resources: Vec::new(),
                 diagnostics: Diagnostic::error("Invalid Import Id", message).into(),

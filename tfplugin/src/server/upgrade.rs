@@ -24,7 +24,7 @@ impl ProviderServer {
             }
             let response = registered
                 .resource
-                .upgrade_state(UpgradeStateRequest { version: request.version, raw_json: raw.json });
+                .upgrade_state(&registered.schema, UpgradeStateRequest { version: request.version, raw_json: raw.json });
             diagnostics.extend(response.diagnostics);
             if diagnostics.has_errors() {
                 return Ok(None);
