@@ -6,8 +6,8 @@ use lakestream_control::RunnerControl;
 use lakestream_spec::control::Retirement;
 
 use crate::pipeline::launch::postgres_config;
-use crate::pipeline::worker::error_chain;
 use crate::source::postgres::drop_replication_objects;
+use lakestream_spec::error_chain;
 
 /// Drops what `retirement` asks for; the error is one line for `status.json`.
 pub async fn retire(control: &RunnerControl, retirement: &Retirement) -> Result<(), String> {

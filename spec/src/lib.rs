@@ -29,3 +29,20 @@ pub use position::Position;
 pub use runner::RunnerSpec;
 pub use secret::SecretRef;
 pub use store::StoreUrl;
+
+/// An error with its causes on one line, `message: cause: cause`, leaving out causes the text
+/// already quotes: how the runner's status and the provider's diagnostics both report failures
+/// whose useful part is deep in the chain (a TLS or DNS error under an HTTP error).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lakestream_spec::error_chain;
 use serde_json::{Value, json};
 use tfplugin::async_trait;
 
@@ -172,13 +173,11 @@ impl KubeClient {
             request = request.json(body);
         }
         let response = request.send().await.map_err(|err| {
-            let mut text = err.to_string();
-            let mut source = std::error::Error::source(&err);
-            while let Some(cause) = source {
-                text.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            KubeError::transport(format!("{} unreachable: {text}", self.endpoint))
+            KubeError::transport(format!(
+                "{} unreachable: {}",
+                self.endpoint,
+                error_chain(&err)
+            ))
         })?;
         let code = response.status();
         let text = response.text().await.map_err(KubeError::transport)?;

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use lakestream_spec::control::Phase;
+use lakestream_spec::error_chain;
 use tokio_util::sync::CancellationToken;
 
 use super::{Ended, PipelineError, StatusBoard};
@@ -75,21 +76,6 @@ fn backoff(failures: u32) -> Duration {
         .min(MAX_BACKOFF);
     let jitter = rand::random::<f64>() * 0.2;
     base.mul_f64(1.0 + jitter).min(MAX_BACKOFF)
-}
-
-/// An error with its causes, on one line: `message: cause: cause`.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
