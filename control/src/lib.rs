@@ -9,4 +9,4 @@ pub mod runner;
 pub mod store;
 
 pub use runner::RunnerControl;
-pub use store::{Store, StoreError, Versioned, WriteMode};
+pub use store::{S3Access, Store, StoreError, Versioned, WriteMode};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use lakestream_spec::store::{Scheme, StoreUrl};
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, AwsCredentialProvider};
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -114,10 +114,29 @@ pub struct Store {
     local_root: Option<PathBuf>,
 }
 
+/// How to reach S3 when the caller knows better than the standard environment: the provider's
+/// `aws {}` block (a profile, an assumed role, an endpoint override). What is left unset comes
+/// from the environment (`AWS_*`), as with [`Store::open`].
+#[derive(Debug, Clone, Default)]
+pub struct S3Access {
+    /// The bucket's region.
+    pub region: Option<String>,
+    /// An endpoint instead of the public one (VPC endpoint, emulator); wins over
+    /// `AWS_ENDPOINT_URL_S3`.
+    pub endpoint: Option<String>,
+    /// Where signing credentials come from, instead of the environment's chain.
+    pub credentials: Option<AwsCredentialProvider>,
+}
+
 impl Store {
     /// Opens the store named by `url`. Cloud credentials come from the standard environment
     /// (`AWS_*`, `AZURE_*`), i.e. from the runner's or provider's own identity.
     pub fn open(url: &StoreUrl) -> Result<Self, StoreError> {
+        Self::open_with(url, &S3Access::default())
+    }
+
+    /// Opens the store named by `url`, reaching an S3 bucket as `s3` says.
+    pub fn open_with(url: &StoreUrl, s3: &S3Access) -> Result<Self, StoreError> {
         let open_error = |reason: String| StoreError::Open {
             url: url.to_string(),
             reason,
@@ -136,11 +155,21 @@ impl Store {
             Scheme::S3 => {
                 let mut builder =
                     AmazonS3Builder::from_env().with_bucket_name(url.bucket().unwrap_or_default());
-                if endpoint_is_plain_http(&[
-                    "AWS_ENDPOINT_URL_S3",
-                    "AWS_ENDPOINT_URL",
-                    "AWS_ENDPOINT",
-                ]) {
+                if let Some(region) = &s3.region {
+                    builder = builder.with_region(region);
+                }
+                if let Some(endpoint) = &s3.endpoint {
+                    builder = builder.with_config(AmazonS3ConfigKey::S3Endpoint, endpoint);
+                }
+                if let Some(credentials) = &s3.credentials {
+                    builder = builder.with_credentials(Arc::clone(credentials));
+                }
+                let endpoint = s3.endpoint.clone().or_else(|| {
+                    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
+                        .iter()
+                        .find_map(|name| std::env::var(name).ok())
+                });
+                if endpoint.is_some_and(|endpoint| endpoint.starts_with("http://")) {
                     builder = builder.with_allow_http(true);
                 }
                 let s3 = builder.build().map_err(|err| open_error(err.to_string()))?;
@@ -350,13 +379,6 @@ impl Store {
             source,
         }
     }
-}
-
-fn endpoint_is_plain_http(variables: &[&str]) -> bool {
-    variables
-        .iter()
-        .find_map(|name| std::env::var(name).ok())
-        .is_some_and(|endpoint| endpoint.starts_with("http://"))
 }
 
 /// An exclusive lock on the folder that holds `path` in a local store, held until dropped.

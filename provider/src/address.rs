@@ -3,7 +3,6 @@
 //! an id alone locates the object, so `runner_id = streaming_runner.x.id` is the only
 //! reference a pipeline needs and `terraform import` needs nothing else.
 
-use lakestream_control::{RunnerControl, Store, StoreError};
 use lakestream_spec::{StoreUrl, rules};
 
 const RUNNERS: &str = "/runners/";
@@ -37,14 +36,6 @@ impl RunnerAddress {
     /// The id.
     pub fn id(&self) -> String {
         format!("{}{RUNNERS}{}", self.control_store, self.runner_id)
-    }
-
-    /// The runner's documents.
-    pub fn control(&self) -> Result<RunnerControl, StoreError> {
-        Ok(RunnerControl::new(
-            Store::open(&self.control_store)?,
-            &self.runner_id,
-        ))
     }
 }
 

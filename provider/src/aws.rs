@@ -8,10 +8,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use lakestream_control::S3Access;
+use lakestream_spec::error_chain;
+use object_store::CredentialProvider;
+use object_store::aws::AwsCredential;
 use serde::{Deserialize, Serialize};
 use tfplugin::validator::{custom, each_element, regex};
 use tfplugin::{Attribute, Block, Diagnostic, NestedBlock, Type};
@@ -21,9 +27,11 @@ use tokio::sync::OnceCell;
 const MAX_ATTEMPTS: u32 = 10;
 
 /// Services the provider calls whose endpoint can be overridden (VPC endpoints, emulators).
-/// The S3 control store is opened from the standard environment (`AWS_ENDPOINT_URL_S3`,
-/// `AWS_ENDPOINT_URL`), and Secrets Manager is read by the runner, not the provider.
-pub const SERVICES: [&str; 5] = ["ecs", "iam", "logs", "eks", "sts"];
+/// Secrets Manager is read by the runner, not the provider.
+pub const SERVICES: [&str; 6] = ["ecs", "iam", "logs", "eks", "s3", "sts"];
+
+/// How long before their expiry temporary credentials are renewed for the S3 control store.
+const CREDENTIAL_RENEWAL: Duration = Duration::from_secs(5 * 60);
 
 /// The `aws {}` block.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -78,8 +86,8 @@ pub fn block() -> NestedBlock {
             .validator(regex(r"^https?://[^\s]+$", "must be an http:// or https:// URL"))
     };
     let mut endpoints = Block::new().description(
-        "Per-service endpoint overrides. An S3 control store is reached through the standard environment \
-         (`AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`, and the environment's credentials).",
+        "Per-service endpoint overrides; `s3` is the one of an S3 control store. Without one, the standard environment \
+         (`AWS_ENDPOINT_URL_<SERVICE>`, `AWS_ENDPOINT_URL`) or the public endpoint is used.",
     );
     for service in SERVICES {
         endpoints = endpoints.attribute(endpoint(service));
@@ -88,9 +96,9 @@ pub fn block() -> NestedBlock {
         "aws",
         Block::new()
             .description(
-                "Where and as whom the provider calls AWS for `fargate` and `eks` runners. Credentials come from the standard \
-                 AWS chain (environment, shared configuration and profiles, SSO, web identity, container or instance role); \
-                 nothing secret is set here.",
+                "Where and as whom the provider calls AWS: for `fargate` and `eks` runners, and for an `s3://` control store. \
+                 Credentials come from the standard AWS chain (environment, shared configuration and profiles, SSO, web \
+                 identity, container or instance role); nothing secret is set here.",
             )
             .attribute(
                 Attribute::string("region")
@@ -153,6 +161,66 @@ impl AwsClients {
             .region()
             .map(ToString::to_string)
             .unwrap_or_default()
+    }
+
+    /// How the control store reaches S3: with these clients' identity (profile, assumed role),
+    /// region and `s3` endpoint.
+    pub fn s3_access(&self) -> S3Access {
+        S3Access {
+            region: self.config.region().map(ToString::to_string),
+            endpoint: self.settings.endpoint("s3").map(str::to_owned),
+            credentials: self.config.credentials_provider().map(|provider| {
+                Arc::new(SdkCredentials::new(provider))
+                    as Arc<dyn CredentialProvider<Credential = AwsCredential>>
+            }),
+        }
+    }
+}
+
+/// The SDK's credentials for `object_store`'s S3 client. The SDK caches credentials in its
+/// clients, not in the provider chain, so this keeps the last ones until shortly before they
+/// expire: an assumed role is not asked of STS for every control-store request.
+#[derive(Debug)]
+struct SdkCredentials {
+    chain: SharedCredentialsProvider,
+    last: tokio::sync::Mutex<Option<(Arc<AwsCredential>, Option<SystemTime>)>>,
+}
+
+impl SdkCredentials {
+    fn new(chain: SharedCredentialsProvider) -> Self {
+        Self {
+            chain,
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl CredentialProvider for SdkCredentials {
+    type Credential = AwsCredential;
+
+    async fn get_credential(&self) -> object_store::Result<Arc<AwsCredential>> {
+        let mut last = self.last.lock().await;
+        if let Some((credential, expiry)) = last.as_ref()
+            && expiry.is_none_or(|expiry| expiry > SystemTime::now() + CREDENTIAL_RENEWAL)
+        {
+            return Ok(Arc::clone(credential));
+        }
+        let fresh =
+            self.chain
+                .provide_credentials()
+                .await
+                .map_err(|err| object_store::Error::Generic {
+                    store: "S3",
+                    source: format!("no AWS credentials: {}", error_chain(&err)).into(),
+                })?;
+        let credential = Arc::new(AwsCredential {
+            key_id: fresh.access_key_id().to_owned(),
+            secret_key: fresh.secret_access_key().to_owned(),
+            token: fresh.session_token().map(str::to_owned),
+        });
+        *last = Some((Arc::clone(&credential), fresh.expiry()));
+        Ok(credential)
     }
 }
 
@@ -271,15 +339,7 @@ where
                 }
             }
         }
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(cause) = source {
-                text.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            text
-        }
+        other => error_chain(other),
     }
 }
 

@@ -42,7 +42,7 @@ pub async fn runner(
     address: &RunnerAddress,
     context: &Context,
 ) -> Result<Option<RunnerView>, Diagnostic> {
-    let control = address.control().map_err(store_error)?;
+    let control = ProviderContext::of(context).runner_control(address).await?;
     let Some(record) = control.record().await.map_err(store_error)? else {
         return Ok(None);
     };

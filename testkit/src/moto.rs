@@ -96,6 +96,14 @@ impl MotoServer {
         response.expect_success("reset moto")
     }
 
+    /// From now on, checks every request's credentials and IAM policies as AWS does
+    /// (`POST /moto-api/reset-auth`): set up users, roles and buckets first, then switch this
+    /// on to test who is allowed what.
+    pub async fn enforce_authentication(&self) -> io::Result<()> {
+        let response = send(self.port(), "POST", "/moto-api/reset-auth", &[], b"0").await?;
+        response.expect_success("switch on moto's authentication")
+    }
+
     /// Creates an S3 bucket in [`REGION`]; tests create the buckets a store URL names before
     /// opening the store, as an operator would.
     pub async fn create_bucket(&self, name: &str) -> io::Result<()> {

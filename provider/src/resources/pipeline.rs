@@ -407,10 +407,16 @@ enum Refusal {
 }
 
 impl PipelineResource {
-    async fn control(&self, runner_id: &str) -> Result<(RunnerAddress, RunnerControl), Diagnostic> {
+    async fn control(
+        &self,
+        context: &Context,
+        runner_id: &str,
+    ) -> Result<(RunnerAddress, RunnerControl), Diagnostic> {
         let address = RunnerAddress::parse(runner_id)
             .map_err(|message| runner_error("Invalid Runner Id", message))?;
-        let control = address.control().map_err(store_error)?;
+        let control = ProviderContext::of(context)
+            .runner_control(&address)
+            .await?;
         match control.record().await.map_err(store_error)? {
             Some(_) => Ok((address, control)),
             None => Err(runner_error(
@@ -800,7 +806,7 @@ impl Resource for PipelineResource {
                 .attribute("runner_id")
                 .as_str()
                 .map(RunnerAddress::parse)
-            && let Ok(control) = address.control()
+            && let Ok(control) = ProviderContext::of(context).runner_control(&address).await
             && let Ok(Some(desired)) = control.desired().await
             && let Some(holder) = desired.value.pipeline
             && self.pipeline_name(&control, &holder.pipeline_id).await != planned.name
@@ -817,7 +823,7 @@ impl Resource for PipelineResource {
             Err(err) => return ApplyResponse::failed(Diagnostic::from(err)),
         };
         let (runner, control) = match self
-            .control(model.runner_id.as_deref().unwrap_or_default())
+            .control(context, model.runner_id.as_deref().unwrap_or_default())
             .await
         {
             Ok(found) => found,

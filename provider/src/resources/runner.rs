@@ -265,9 +265,7 @@ impl RunnerResource {
         restart: bool,
         timeout: Duration,
     ) -> Result<(), Diagnostics> {
-        let control = address
-            .control()
-            .map_err(|err| Diagnostics::from(store_error(err)))?;
+        let control = ProviderContext::of(context).runner_control(address).await?;
         let target = RunnerTarget {
             runner_id: address.runner_id.clone(),
             control_store: address.control_store.clone(),
@@ -362,9 +360,7 @@ impl RunnerResource {
         instance_before: Option<String>,
         timeout: Duration,
     ) -> Result<(), Diagnostics> {
-        let control = address
-            .control()
-            .map_err(|err| Diagnostics::from(store_error(err)))?;
+        let control = ProviderContext::of(context).runner_control(address).await?;
         let outcome = wait::until(context, timeout, || async {
             let observation = deployment.observe(&record.deployment.settings).await;
             if !observation.running {
@@ -602,7 +598,7 @@ impl Resource for RunnerResource {
                 return ApplyResponse::failed(Diagnostic::error("Invalid Runner Id", message));
             }
         };
-        let previous = match address.control().map_err(store_error) {
+        let previous = match ProviderContext::of(context).runner_control(&address).await {
             Ok(control) => control.record().await.map_err(store_error),
             Err(diagnostic) => Err(diagnostic),
         };

@@ -1,6 +1,7 @@
 //! Acceptance tests: the real `terraform` CLI against the built provider (and, for apply
 //! flows, the real runner and a real PostgreSQL). One module per area.
 
+mod aws;
 mod docs_examples;
 mod eks;
 mod fargate;
