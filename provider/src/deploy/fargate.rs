@@ -387,6 +387,10 @@ pub struct FargateRecord {
     pub service_name: String,
     /// The service's ARN, once created.
     pub service_arn: Option<String>,
+    /// Roles this deployment created and no longer uses (the configuration now names others),
+    /// deleted once the service runs without them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_roles: Vec<RoleRef>,
 }
 
 /// The Fargate target with the settings of one `fargate` block.
@@ -547,6 +551,7 @@ impl Fargate {
             .role(
                 &self.settings.execution_role_arn,
                 record.execution_role.take(),
+                &mut record.retired_roles,
                 &format!("lakestream-{}-exec", record.runner_id),
                 &record.runner_id,
             )
@@ -573,6 +578,7 @@ impl Fargate {
             .role(
                 &self.settings.task_role_arn,
                 record.task_role.take(),
+                &mut record.retired_roles,
                 &format!("lakestream-{}-task", record.runner_id),
                 &record.runner_id,
             )
@@ -612,18 +618,22 @@ impl Fargate {
         &self,
         configured: &Option<String>,
         existing: Option<RoleRef>,
+        retired: &mut Vec<RoleRef>,
         name: &str,
         runner_id: &str,
     ) -> Result<(RoleRef, bool), DeployError> {
         match (configured, existing) {
-            (Some(arn), _) => Ok((
-                RoleRef {
-                    arn: arn.clone(),
-                    name: role_name(arn),
-                    created: false,
-                },
-                false,
-            )),
+            (Some(arn), existing) => {
+                retired.extend(existing.filter(|role| role.created && &role.arn != arn));
+                Ok((
+                    RoleRef {
+                        arn: arn.clone(),
+                        name: role_name(arn),
+                        created: false,
+                    },
+                    false,
+                ))
+            }
             (None, Some(existing)) if existing.created => Ok((existing, false)),
             (None, _) => Ok((self.create_role(name, runner_id).await?, true)),
         }
@@ -1045,6 +1055,7 @@ impl Fargate {
         for role in [&record.task_role, &record.execution_role]
             .into_iter()
             .flatten()
+            .chain(&record.retired_roles)
             .filter(|role| role.created)
         {
             self.delete_role(&role.name).await?;
@@ -1167,6 +1178,11 @@ impl Fargate {
                 })?;
         }
         self.wait_stable(record, desired, target.timeout).await?;
+        // The service now runs the revision with the configured roles.
+        while let Some(role) = record.retired_roles.last() {
+            self.delete_role(&role.name).await?;
+            record.retired_roles.pop();
+        }
         Ok(target.running && (settings_changed || target.restart || !was_running))
     }
 

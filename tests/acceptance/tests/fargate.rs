@@ -33,6 +33,10 @@ variable "memory" { type = number }
 variable "cluster" { type = string }
 variable "subnet" { type = string }
 variable "security_group" { type = string }
+variable "execution_role" {
+  type    = string
+  default = null
+}
 
 provider "streaming" {
   aws {
@@ -63,6 +67,7 @@ resource "streaming_runner" "orders" {
     security_groups    = [var.security_group]
     cpu                = var.cpu
     memory             = var.memory
+    execution_role_arn = var.execution_role
     log_retention_days = 7
   }
 }
@@ -469,9 +474,59 @@ async fn fargate_runner_and_s3_pipeline_through_their_lifecycle_against_moto() {
         .unwrap();
     cloud.lake_matches().await;
 
+    // An execution role of one's own instead of the created one: the service moves to it, and
+    // the role the provider made is deleted, not orphaned.
+    let created_role = format!(
+        "lakestream-{}-exec",
+        cloud.runner()["runner_id"].as_str().unwrap()
+    );
+    iam.get_role()
+        .role_name(&created_role)
+        .send()
+        .await
+        .expect("the provider made it");
+    let own_role = iam
+        .create_role()
+        .role_name("ops-ecs-execution")
+        .assume_role_policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .role
+        .unwrap()
+        .arn;
+    let with_own_role = |cluster: &str| {
+        let mut vars = cloud.vars(512, 1024, cluster);
+        vars["execution_role"] = json!(own_role);
+        vars
+    };
+    workspace.vars(with_own_role(CLUSTER));
+    workspace.apply();
+    let third_revision = cloud.runner()["fargate"]["task_definition_arn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let definition = ecs
+        .describe_task_definition()
+        .task_definition(&third_revision)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        definition.task_definition().unwrap().execution_role_arn(),
+        Some(own_role.as_str())
+    );
+    let gone = iam.get_role().role_name(&created_role).send().await;
+    assert!(gone.is_err(), "the replaced role is deleted: {gone:?}");
+    workspace.assert_plan_empty();
+
     // Another cluster cannot be reached by an update: the plan replaces the runner and says
     // why.
-    workspace.vars(cloud.vars(512, 1024, "elsewhere"));
+    workspace.vars(with_own_role("elsewhere"));
     let plan = workspace.run(&["plan", "-no-color", "-input=false"]);
     assert_eq!(plan.code, 0, "{}", plan.describe());
     assert!(
@@ -481,7 +536,7 @@ async fn fargate_runner_and_s3_pipeline_through_their_lifecycle_against_moto() {
         "{}",
         plan.stdout
     );
-    workspace.vars(cloud.vars(512, 1024, CLUSTER));
+    workspace.vars(with_own_role(CLUSTER));
 
     // Import both resources into a fresh state: same attributes.
     let runner_id = cloud.runner()["id"].as_str().unwrap().to_owned();
