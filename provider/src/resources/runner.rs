@@ -507,12 +507,17 @@ impl Resource for RunnerResource {
     }
 
     async fn modify_plan(&self, _context: &Context, plan: &mut ModifyPlan) {
-        if plan.prior.is_null() || plan.planned.is_null() || !plan.planned.is_wholly_known() {
+        if plan.prior.is_null() || plan.planned.is_null() {
             return;
         }
+        // Every update plans the computed attributes unknown; only the settings that decide a
+        // restart must be known to predict the process id. When they are not, it may change.
+        let decided = ["desired_state", "heartbeat_interval", "local"]
+            .iter()
+            .all(|name| plan.planned.attribute(name).is_wholly_known());
         let (Ok(prior), Ok(planned)) = (
             plan.prior.to_typed::<RunnerModel>(),
-            plan.planned.to_typed::<RunnerModel>(),
+            plan.planned.unknowns_as_null().to_typed::<RunnerModel>(),
         ) else {
             return;
         };
@@ -520,7 +525,7 @@ impl Resource for RunnerResource {
             return;
         }
         let pid = AttributePath::root("local").attribute("pid");
-        if restarts(&prior, &planned) {
+        if !decided || restarts(&prior, &planned) {
             plan.planned.set_at(&pid, Value::Unknown);
         } else if !planned.running() {
             plan.planned.set_at(&pid, Value::Null);

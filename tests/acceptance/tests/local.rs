@@ -165,6 +165,21 @@ async fn local_runner_and_pipeline_through_their_whole_lifecycle() {
         (Some(2), Some(2))
     );
 
+    // A runner setting its process reads: the runner restarts (a new pid, planned as unknown
+    // while the other computed attributes are too) and the pipeline carries on.
+    let pid = setup.pid();
+    let example = example.replace("heartbeat_interval = \"2s\"", "heartbeat_interval = \"1s\"");
+    workspace.config(&example.replace("flush_interval = \"1s\"", "flush_interval = \"500ms\""));
+    workspace.apply();
+    let restarted = setup.pid();
+    assert!(restarted != pid && alive(restarted) && !alive(pid));
+    setup
+        .server
+        .execute("INSERT INTO orders VALUES (9001, 1, 1.00)")
+        .await
+        .unwrap();
+    setup.lake_matches("orders").await;
+
     // Pin version 1: the runner runs version 1 again.
     let pinned = example
         .replace("flush_interval = \"1s\"", "flush_interval = \"500ms\"")
