@@ -19,7 +19,7 @@ use arrow_array::{
     ArrayRef, BinaryArray, Decimal128Array, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
-use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use arrow_schema::{DataType, Field, Schema};
 use lakestream_control::store::Fetched;
 use lakestream_control::{Store, StoreError, WriteMode};
 use lakestream_spec::Position;
@@ -480,7 +480,7 @@ async fn list_and_delete_prefix_stay_inside_the_prefix(backend: Backend) {
 /// change buffer types them: the change columns, then signed integers at their limits, text
 /// needing escapes, an instant before and one after the epoch, a narrow and a 38-digit
 /// decimal, binary, a list with a null element, and nulls.
-fn sample() -> (SchemaRef, RecordBatch) {
+fn sample() -> RecordBatch {
     let instant = ColumnType::TimestampTz.arrow_type();
     let column =
         |name: &str, column_type: ColumnType| Field::new(name, column_type.arrow_type(), true);
@@ -568,8 +568,7 @@ fn sample() -> (SchemaRef, RecordBatch) {
         ])),
         Arc::new(tags.finish()),
     ];
-    let batch = RecordBatch::try_new(schema.clone(), columns).expect("a valid batch");
-    (schema, batch)
+    RecordBatch::try_new(schema, columns).expect("a valid batch")
 }
 
 /// [`sample`]'s rows as the independent reader reports them: timestamps in ISO 8601 with
@@ -711,10 +710,9 @@ async fn round_trip(backend: Backend, format: Format) -> Value {
     let url = backend.url("lake");
     let store = Store::open(&url).expect("open the lake's store");
     let lake = Lake::open(&url, format).expect("open the lake");
-    let (schema, batch) = sample();
     let name = format!("changes.{}", lake.extension());
     let written = lake
-        .write("public.orders", &name, schema, vec![batch])
+        .write("public.orders", &name, sample())
         .await
         .expect("write");
     assert_eq!(written.path, format!("public.orders/{name}"));
@@ -784,7 +782,6 @@ async fn remove_uncommitted_removes_only_later_files_of_one_pipeline(backend: Ba
     let url = backend.url("lake");
     let lake = Lake::open(&url, Format::Parquet).expect("open the lake");
     let store = Store::open(&url).expect("open the lake's store");
-    let (schema, batch) = sample();
     let at = |log| Position { log, seq: 0 };
     let name = |pipeline: &str, from, to| file_name(pipeline, at(from), at(to), 0, "parquet");
     let files = [
@@ -797,9 +794,7 @@ async fn remove_uncommitted_removes_only_later_files_of_one_pipeline(backend: Ba
         ("public.items", name("p", 9, 12)),
     ];
     for (folder, file) in &files {
-        lake.write(folder, file, schema.clone(), vec![batch.clone()])
-            .await
-            .expect("write");
+        lake.write(folder, file, sample()).await.expect("write");
     }
 
     let mut removed = lake

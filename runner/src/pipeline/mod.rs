@@ -5,6 +5,11 @@
 //! [`worker`] wraps attempts in retries with backoff and the crash-loop rule. The flush
 //! protocol (intent → files → commit → acknowledge) is described in `ARCHITECTURE.md`,
 //! "Exactly once".
+//!
+//! A flush's files are encoded and written on a task of their own while the source fills the
+//! next buffer, so decoding and encoding overlap. At most one flush is being written: the next
+//! flush first waits for it and commits it, so intents, files and commits stay in order and
+//! nothing is acknowledged before the files holding it are published.
 
 mod checkpoint;
 pub mod launch;
@@ -18,6 +23,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use lakestream_spec::control::{Intent, Phase};
 use lakestream_spec::pipeline::SchemaChangePolicy;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +40,9 @@ const WRITE_CONCURRENCY: usize = 4;
 const IDLE_ACK_INTERVAL: Duration = Duration::from_secs(10);
 /// Longest time between two looks at cancellation and status while the source is busy.
 const TICK: Duration = Duration::from_secs(1);
+/// Longest time between two looks at a flush being written, so its commit (and the source's
+/// acknowledgement) follows its files promptly while the source keeps reading.
+const WRITE_POLL: Duration = Duration::from_millis(20);
 
 /// Why an attempt ended badly.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +114,30 @@ pub struct Attempt<S> {
     /// End of the last flush, committed or not: the `from` of the next file names.
     flushed_to: Option<Position>,
     last_idle_ack: Instant,
+    /// The flush whose files are being written, if any.
+    writing: Option<Writing>,
+}
+
+/// A flush whose intent is recorded and whose files are being written on their own task.
+struct Writing {
+    /// Encodes and publishes the files.
+    task: JoinHandle<Result<Written, SinkError>>,
+    /// What the checkpoint records once the files are published.
+    commit: Commit,
+}
+
+/// What completing a flush records.
+#[derive(Debug, Clone, Copy)]
+enum Commit {
+    /// A streaming flush: the lake holds everything up to `to`; `ack` may be acknowledged.
+    Stream {
+        /// The flush's last position.
+        to: Position,
+        /// The source coordinate to acknowledge.
+        ack: Option<u64>,
+    },
+    /// Part of a backfill: only the counters (the backfill commits as a whole).
+    BackfillPart,
 }
 
 impl<S: Source> Attempt<S> {
@@ -129,11 +162,23 @@ impl<S: Source> Attempt<S> {
             cancel,
             flushed_to,
             last_idle_ack: Instant::now(),
+            writing: None,
         }
     }
 
     /// Runs until cancelled (committing what is buffered) or an error.
     pub async fn run(&mut self) -> Result<Ended, PipelineError> {
+        let ended = self.run_until_end().await;
+        // After an error, a flush may still be writing: let it finish (it is covered by its
+        // intent) so no file of this attempt lands after the next one cleaned up.
+        if let Some(writing) = self.writing.take() {
+            let _ = writing.task.await;
+        }
+        ended
+    }
+
+    /// [`run`](Self::run), possibly leaving a flush being written behind after an error.
+    async fn run_until_end(&mut self) -> Result<Ended, PipelineError> {
         self.status.set_phase(Phase::Starting);
         self.publish_totals();
         // Connect first: a source that cannot start (wrong password, missing table) must leave
@@ -209,14 +254,17 @@ impl<S: Source> Attempt<S> {
                 if !in_backfill && replay_until.is_none() {
                     self.flush(&mut buffer).await?;
                 }
+                self.finish_writing().await?;
                 return Ok(Ended::Cancelled);
             }
             let flush_due = last_flush + self.settings.flush_interval;
-            let deadline = if in_backfill {
-                Instant::now() + TICK
-            } else {
-                flush_due.min(Instant::now() + TICK)
-            };
+            let mut deadline = Instant::now() + TICK;
+            if !in_backfill {
+                deadline = deadline.min(flush_due);
+            }
+            if self.writing.is_some() {
+                deadline = deadline.min(Instant::now() + WRITE_POLL);
+            }
             let limits = Limits {
                 deadline,
                 max_buffer_bytes: self.settings.max_buffer_bytes,
@@ -224,6 +272,13 @@ impl<S: Source> Attempt<S> {
             };
             let event = self.source.next(&mut buffer, &limits).await?;
             self.publish_progress();
+            if self
+                .writing
+                .as_ref()
+                .is_some_and(|writing| writing.task.is_finished())
+            {
+                self.finish_writing().await?;
+            }
             match event {
                 Event::Deadline if in_backfill => {}
                 Event::Deadline => {
@@ -272,8 +327,11 @@ impl<S: Source> Attempt<S> {
         }
     }
 
-    /// Streaming flush: intent, files, commit, acknowledge.
+    /// Streaming flush: commits the flush being written (if any), records the intent and
+    /// starts writing the files; [`finish_writing`](Self::finish_writing) commits and
+    /// acknowledges them.
     async fn flush(&mut self, buffer: &mut ChangeBuffer) -> Result<(), PipelineError> {
+        self.finish_writing().await?;
         let progress = self.source.progress();
         if buffer.is_empty() {
             return self.record_idle_progress(progress.ack).await;
@@ -290,22 +348,43 @@ impl<S: Source> Attempt<S> {
                 })
             })
             .await?;
-        let written = self.write_files(buffer.take(), to).await?;
-        self.checkpoint
-            .update(|c| {
-                c.committed = Some(to);
-                c.source_ack = ack;
-                c.pending = None;
-                c.rows_delivered += written.rows;
-                c.bytes_delivered += written.bytes;
-                c.files_written += written.files;
-            })
-            .await?;
-        if let Some(ack) = ack {
-            self.source.ack(ack).await?;
+        self.start_writing(buffer.take(), to, Commit::Stream { to, ack });
+        Ok(())
+    }
+
+    /// Waits for the flush being written, if any, and commits it: the checkpoint records it,
+    /// then (streaming) the source acknowledges it.
+    async fn finish_writing(&mut self) -> Result<(), PipelineError> {
+        let Some(writing) = self.writing.take() else {
+            return Ok(());
+        };
+        let written = writing.task.await.expect("writing files does not panic")?;
+        let count = |c: &mut lakestream_spec::control::Checkpoint| {
+            c.rows_delivered += written.rows;
+            c.bytes_delivered += written.bytes;
+            c.files_written += written.files;
+        };
+        match writing.commit {
+            Commit::Stream { to, ack } => {
+                self.checkpoint
+                    .update(|c| {
+                        c.committed = Some(to);
+                        c.source_ack = ack;
+                        c.pending = None;
+                        count(c);
+                    })
+                    .await?;
+                if let Some(ack) = ack {
+                    self.source.ack(ack).await?;
+                }
+                self.last_idle_ack = Instant::now();
+                self.after_commit();
+            }
+            Commit::BackfillPart => {
+                self.checkpoint.update(count).await?;
+                self.publish_totals();
+            }
         }
-        self.last_idle_ack = Instant::now();
-        self.after_commit();
         Ok(())
     }
 
@@ -334,6 +413,7 @@ impl<S: Source> Attempt<S> {
         &mut self,
         buffer: &mut ChangeBuffer,
     ) -> Result<(), PipelineError> {
+        self.finish_writing().await?;
         let Some(to) = self
             .source
             .progress()
@@ -350,15 +430,7 @@ impl<S: Source> Attempt<S> {
                 })
             })
             .await?;
-        let written = self.write_files(buffer.take(), to).await?;
-        self.checkpoint
-            .update(|c| {
-                c.rows_delivered += written.rows;
-                c.bytes_delivered += written.bytes;
-                c.files_written += written.files;
-            })
-            .await?;
-        self.publish_totals();
+        self.start_writing(buffer.take(), to, Commit::BackfillPart);
         Ok(())
     }
 
@@ -368,6 +440,7 @@ impl<S: Source> Attempt<S> {
         stream_from: u64,
     ) -> Result<(), PipelineError> {
         self.flush_backfill_part(buffer).await?;
+        self.finish_writing().await?;
         let last = self.flushed_to;
         self.checkpoint
             .update(|c| {
@@ -383,36 +456,19 @@ impl<S: Source> Attempt<S> {
         Ok(())
     }
 
-    async fn write_files(
-        &mut self,
-        batches: Vec<TableBatch>,
-        to: Position,
-    ) -> Result<Written, PipelineError> {
+    /// Starts writing the files of the flush `(flushed_to, to]` (its intent is recorded).
+    fn start_writing(&mut self, batches: Vec<TableBatch>, to: Position, commit: Commit) {
+        debug_assert!(self.writing.is_none(), "one flush is written at a time");
         let from = self.flushed_to.unwrap_or_default();
-        let lake = &self.lake;
-        let pipeline_id = &self.settings.pipeline_id;
-        let status = &self.status;
-        let writes = batches.into_iter().map(|table_batch| async move {
-            let table = table_batch.schema.table();
-            let folder = table_folder(&table.schema, &table.name);
-            let name = file_name(pipeline_id, from, to, table_batch.segment, lake.extension());
-            let schema = table_batch.batch.schema();
-            let file = lake
-                .write(&folder, &name, schema, vec![table_batch.batch])
-                .await?;
-            status.add_table_rows(&table.to_string(), file.rows);
-            Ok::<_, SinkError>(file)
-        });
-        let files: Vec<_> = futures::stream::iter(writes)
-            .buffer_unordered(WRITE_CONCURRENCY)
-            .try_collect()
-            .await?;
         self.flushed_to = Some(to);
-        Ok(Written {
-            rows: files.iter().map(|f| f.rows).sum(),
-            bytes: files.iter().map(|f| f.bytes).sum(),
-            files: files.len() as u64,
-        })
+        let task = tokio::spawn(write_files(
+            self.lake.clone(),
+            self.settings.pipeline_id.clone(),
+            self.status.clone(),
+            batches,
+            (from, to),
+        ));
+        self.writing = Some(Writing { task, commit });
     }
 
     fn after_commit(&self) {
@@ -440,9 +496,41 @@ impl<S: Source> Attempt<S> {
     }
 }
 
+/// Writes one file per table segment of a flush covering `(from, to]`.
+async fn write_files(
+    lake: Lake,
+    pipeline_id: String,
+    status: StatusBoard,
+    batches: Vec<TableBatch>,
+    (from, to): (Position, Position),
+) -> Result<Written, SinkError> {
+    let (lake, pipeline_id, status) = (&lake, &pipeline_id, &status);
+    let writes = batches.into_iter().map(|table_batch| async move {
+        let table = table_batch.schema.table();
+        let folder = table_folder(&table.schema, &table.name);
+        let name = file_name(pipeline_id, from, to, table_batch.segment, lake.extension());
+        let file = lake.write(&folder, &name, table_batch.batch).await?;
+        status.add_table_rows(&table.to_string(), file.rows);
+        Ok::<_, SinkError>(file)
+    });
+    let files: Vec<_> = futures::stream::iter(writes)
+        .buffer_unordered(WRITE_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(Written {
+        rows: files.iter().map(|f| f.rows).sum(),
+        bytes: files.iter().map(|f| f.bytes).sum(),
+        files: files.len() as u64,
+    })
+}
+
+/// What a flush's files hold.
 struct Written {
+    /// Rows.
     rows: u64,
+    /// Bytes.
     bytes: u64,
+    /// Files.
     files: u64,
 }
 

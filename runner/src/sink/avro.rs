@@ -6,7 +6,7 @@ use arrow_array::RecordBatch;
 use arrow_avro::compression::CompressionCodec;
 use arrow_avro::writer::WriterBuilder;
 use arrow_avro::writer::format::AvroOcfFormat;
-use arrow_schema::{Field, Schema, SchemaRef};
+use arrow_schema::{Field, Schema};
 
 use super::FileEncoder;
 
@@ -20,17 +20,15 @@ impl FileEncoder for AvroEncoder {
         "avro"
     }
 
-    fn encode(&self, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>, String> {
-        let avro_schema = Arc::new(avro_safe(schema));
+    fn encode(&self, batch: RecordBatch) -> Result<Vec<u8>, String> {
+        let avro_schema = Arc::new(avro_safe(&batch.schema()));
         let mut writer = WriterBuilder::new(avro_schema.as_ref().clone())
             .with_compression(Some(CompressionCodec::Snappy))
             .build::<_, AvroOcfFormat>(Vec::new())
             .map_err(|err| err.to_string())?;
-        for batch in batches {
-            let batch = RecordBatch::try_new(avro_schema.clone(), batch.columns().to_vec())
-                .map_err(|err| err.to_string())?;
-            writer.write(&batch).map_err(|err| err.to_string())?;
-        }
+        let (_, columns, _) = batch.into_parts();
+        let batch = RecordBatch::try_new(avro_schema, columns).map_err(|err| err.to_string())?;
+        writer.write(&batch).map_err(|err| err.to_string())?;
         writer.finish().map_err(|err| err.to_string())?;
         let random_marker = *writer
             .sync_marker()

@@ -3,7 +3,6 @@
 
 use arrow_array::RecordBatch;
 use arrow_json::writer::{LineDelimited, WriterBuilder};
-use arrow_schema::SchemaRef;
 
 use super::FileEncoder;
 
@@ -15,13 +14,11 @@ impl FileEncoder for JsonLinesEncoder {
         "jsonl"
     }
 
-    fn encode(&self, _schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>, String> {
+    fn encode(&self, batch: RecordBatch) -> Result<Vec<u8>, String> {
         let mut writer = WriterBuilder::new()
             .with_explicit_nulls(true)
             .build::<_, LineDelimited>(Vec::new());
-        for batch in batches {
-            writer.write(batch).map_err(|err| err.to_string())?;
-        }
+        writer.write(&batch).map_err(|err| err.to_string())?;
         writer.finish().map_err(|err| err.to_string())?;
         Ok(writer.into_inner())
     }

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
 use futures::TryStreamExt;
 use lakestream_control::{Store, WriteMode};
 use lakestream_spec::Position;
@@ -104,18 +103,17 @@ impl Lake {
         self.encoder.extension()
     }
 
-    /// Encodes `batches` (on a blocking thread: encoding is CPU work) and publishes them as
+    /// Encodes `batch` (on a blocking thread: encoding is CPU work) and publishes it as
     /// `folder/name`.
     pub async fn write(
         &self,
         folder: &str,
         name: &str,
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
+        batch: RecordBatch,
     ) -> Result<WrittenFile, SinkError> {
-        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let rows = batch.num_rows();
         let encoder = self.encoder.clone();
-        let encoded = tokio::task::spawn_blocking(move || encoder.encode(&schema, &batches))
+        let encoded = tokio::task::spawn_blocking(move || encoder.encode(batch))
             .await
             .expect("encoding does not panic");
         let path = format!("{folder}/{name}");
@@ -194,20 +192,19 @@ mod tests {
     use arrow_array::{Int64Array, StringArray};
     use arrow_schema::{DataType, Field, Schema};
 
-    fn batch() -> (SchemaRef, RecordBatch) {
+    fn batch() -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
             Field::new("_op", DataType::Utf8, false),
             Field::new("id", DataType::Int64, true),
         ]));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
+        RecordBatch::try_new(
+            schema,
             vec![
                 Arc::new(StringArray::from(vec!["c", "u"])),
                 Arc::new(Int64Array::from(vec![Some(1), None])),
             ],
         )
-        .unwrap();
-        (schema, batch)
+        .unwrap()
     }
 
     fn lake(format: Format) -> (tempfile::TempDir, Lake) {
@@ -244,15 +241,8 @@ mod tests {
     async fn every_format_writes_identical_bytes_for_identical_input() {
         for format in [Format::Parquet, Format::Jsonl, Format::Avro] {
             let (dir, lake) = lake(format);
-            let (schema, batch) = batch();
-            let first = lake
-                .write("public.t", "f1", schema.clone(), vec![batch.clone()])
-                .await
-                .unwrap();
-            let second = lake
-                .write("public.t", "f2", schema, vec![batch])
-                .await
-                .unwrap();
+            let first = lake.write("public.t", "f1", batch()).await.unwrap();
+            let second = lake.write("public.t", "f2", batch()).await.unwrap();
             assert_eq!((first.rows, first.bytes), (second.rows, second.bytes));
             let read = |name: &str| std::fs::read(dir.path().join("public.t").join(name)).unwrap();
             assert_eq!(read("f1"), read("f2"), "{format:?} is deterministic");
@@ -262,7 +252,6 @@ mod tests {
     #[tokio::test]
     async fn removes_only_uncommitted_files_of_the_pipeline() {
         let (dir, lake) = lake(Format::Jsonl);
-        let (schema, batch) = batch();
         let p = |log| Position { log, seq: 0 };
         for (pipeline, from, to) in [
             ("p", 0, 5),
@@ -272,9 +261,7 @@ mod tests {
             ("p", 12, 15),
         ] {
             let name = file_name(pipeline, p(from), p(to), 0, "jsonl");
-            lake.write("public.t", &name, schema.clone(), vec![batch.clone()])
-                .await
-                .unwrap();
+            lake.write("public.t", &name, batch()).await.unwrap();
         }
         let removed = lake
             .remove_uncommitted("public.t", "p", Some(p(9)))

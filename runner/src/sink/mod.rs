@@ -10,7 +10,6 @@ mod lake;
 mod parquet;
 
 use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
 use lakestream_spec::pipeline::Format;
 
 pub use lake::{Lake, WrittenFile, file_name, table_folder};
@@ -33,14 +32,15 @@ pub enum SinkError {
     Store(#[from] lakestream_control::StoreError),
 }
 
-/// Turns record batches of one schema into the bytes of one file.
+/// Turns a record batch into the bytes of one file.
 pub trait FileEncoder: Send + Sync {
     /// File extension, without a dot.
     fn extension(&self) -> &'static str;
 
-    /// Encodes `batches` (all of `schema`) as one complete file. Deterministic: the same
-    /// batches give the same bytes, so a replayed flush rewrites identical objects.
-    fn encode(&self, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>, String>;
+    /// Encodes `batch` as one complete file. Deterministic: the same batch gives the same bytes,
+    /// so a replayed flush rewrites identical objects. The batch is taken by value so an encoder
+    /// can release each part of it as soon as that part is encoded.
+    fn encode(&self, batch: RecordBatch) -> Result<Vec<u8>, String>;
 }
 
 /// The encoder for a format.
@@ -116,7 +116,7 @@ mod tests {
         drop(row);
         let batch = buffer.take().remove(0).batch;
         for format in [Format::Parquet, Format::Jsonl, Format::Avro] {
-            match encoder(format).encode(&batch.schema(), std::slice::from_ref(&batch)) {
+            match encoder(format).encode(batch.clone()) {
                 Ok(bytes) => assert!(!bytes.is_empty(), "{format:?}"),
                 Err(error) => panic!("{format:?}: {error}"),
             }
