@@ -27,6 +27,26 @@ pub async fn moto_config(moto: &MotoServer) -> aws_config::SdkConfig {
         .await
 }
 
+/// Creates an IAM role in moto that `principal` (a trust policy's `Principal` element) may
+/// assume, as an operator would; its ARN.
+pub async fn create_role(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    principal: serde_json::Value,
+) -> String {
+    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": principal}]});
+    iam.create_role()
+        .role_name(name)
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("creating role {name}: {err:?}"))
+        .role
+        .expect("a created role")
+        .arn
+}
+
 /// One simulated task: the task definition it runs, its ECS task (so the provider sees it in
 /// `ListTasks`/`DescribeTasks`) and its process.
 struct Task {

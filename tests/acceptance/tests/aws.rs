@@ -5,7 +5,7 @@
 
 use aws_config::sts::AssumeRoleProvider;
 use futures::TryStreamExt;
-use lakestream_acceptance::fargate::moto_config;
+use lakestream_acceptance::fargate::{create_role, moto_config};
 use lakestream_acceptance::{Workspace, assert_error};
 use lakestream_testkit::moto::MotoServer;
 use object_store::ObjectStore;
@@ -67,20 +67,12 @@ impl Account {
             .access_key
             .unwrap();
         // Trusting the user by name: moto does not read an account root principal as AWS does.
-        let role_arn = iam
-            .create_role()
-            .role_name("control-store-writer")
-            .assume_role_policy_document(
-                json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                    "Principal": {"AWS": "arn:aws:iam::123456789012:user/ci"}}]})
-                .to_string(),
-            )
-            .send()
-            .await
-            .unwrap()
-            .role
-            .unwrap()
-            .arn;
+        let role_arn = create_role(
+            &iam,
+            "control-store-writer",
+            json!({"AWS": "arn:aws:iam::123456789012:user/ci"}),
+        )
+        .await;
         // Any role: moto matches the resources of non-S3 actions only against "*".
         iam.put_user_policy()
             .user_name("ci")

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use futures::TryStreamExt;
-use lakestream_acceptance::fargate::{Scheduler, moto_config};
+use lakestream_acceptance::fargate::{Scheduler, create_role, moto_config};
 use lakestream_acceptance::{
     Workspace, apply_example_runner_for_real, assert_error, cloud_variable, real_cloud,
 };
@@ -485,20 +485,12 @@ async fn fargate_runner_and_s3_pipeline_through_their_lifecycle_against_moto() {
         .send()
         .await
         .expect("the provider made it");
-    let own_role = iam
-        .create_role()
-        .role_name("ops-ecs-execution")
-        .assume_role_policy_document(
-            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]})
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .role
-        .unwrap()
-        .arn;
+    let own_role = create_role(
+        &iam,
+        "ops-ecs-execution",
+        json!({"Service": "ecs-tasks.amazonaws.com"}),
+    )
+    .await;
     let with_own_role = |cluster: &str| {
         let mut vars = cloud.vars(512, 1024, cluster);
         vars["execution_role"] = json!(own_role);
