@@ -8,7 +8,7 @@ use crate::change::{Column, TableName, TableSchema};
 use crate::source::{ErrorKind, SourceError};
 
 use super::config::PostgresSourceConfig;
-use super::types::{Decoder, TypeCache, TypeInfo};
+use super::types::{CopyFormat, Decoder, TypeCache, TypeInfo};
 use super::wire::{Conn, Rows, WireError, quote_ident, quote_literal};
 
 /// Oldest supported server: pgoutput's `messages` option needs PostgreSQL 14.
@@ -60,6 +60,8 @@ pub(crate) struct SourceColumn {
     pub(crate) typmod: i32,
     /// How its text values are parsed.
     pub(crate) decoder: Decoder,
+    /// How the backfill's binary `COPY` carries it.
+    pub(crate) copy: CopyFormat,
 }
 
 /// What the publication looks like.
@@ -508,6 +510,7 @@ pub(crate) async fn describe_tables(
                 type_oid,
                 typmod,
                 decoder: mapping.decoder,
+                copy: mapping.copy,
             });
         }
         let schema = TableSchema::new(name.clone(), columns)

@@ -20,6 +20,7 @@
 
 pub mod config;
 
+mod binary;
 mod catalog;
 mod cleanup;
 mod pgoutput;

@@ -7,7 +7,8 @@ use std::collections::HashSet;
 use crate::change::{Cell, ChangeBuffer, Position};
 use crate::source::{ErrorKind, Limits, SourceError};
 
-use super::catalog::TableState;
+use super::binary::write_binary_value;
+use super::catalog::{SourceColumn, TableState};
 use super::text::{Scratch, ValueError, Written, write_value};
 
 /// What to do with the next row at a position.
@@ -46,8 +47,6 @@ pub(crate) fn gate(
 pub(crate) struct Decoding {
     /// Buffers for element unescaping and bytea decoding.
     pub(crate) scratch: Scratch,
-    /// Buffer for COPY field unescaping.
-    pub(crate) field: Vec<u8>,
     /// `(table index, column index)` pairs already reported as holding unrepresentable values.
     warned: HashSet<(usize, usize)>,
 }
@@ -64,17 +63,36 @@ impl Decoding {
         text: &[u8],
         cell: Cell<'_>,
     ) -> Result<(), SourceError> {
-        let Some(source) = table.columns.get(column) else {
-            return Err(SourceError::new(
-                ErrorKind::Protocol,
-                format!(
-                    "a row of {} has more columns than its schema ({})",
-                    table.name(),
-                    table.columns.len()
-                ),
-            ));
-        };
-        match write_value(&source.decoder, text, cell, &mut self.scratch) {
+        let source = source_column(table, column)?;
+        let written = write_value(&source.decoder, text, cell, &mut self.scratch);
+        self.outcome(table_index, table, column, written)
+    }
+
+    /// [`Decoding::write`] for a field of the backfill's binary `COPY`, carried as the column's
+    /// [`CopyFormat`](super::types::CopyFormat) says.
+    pub(crate) fn write_copied(
+        &mut self,
+        table_index: usize,
+        table: &TableState,
+        column: usize,
+        bytes: &[u8],
+        cell: Cell<'_>,
+    ) -> Result<(), SourceError> {
+        let source = source_column(table, column)?;
+        let written =
+            write_binary_value(&source.decoder, source.copy, bytes, cell, &mut self.scratch);
+        self.outcome(table_index, table, column, written)
+    }
+
+    /// Applies the warning and error policy to a cell's decoding.
+    fn outcome(
+        &mut self,
+        table_index: usize,
+        table: &TableState,
+        column: usize,
+        written: Result<Written, ValueError>,
+    ) -> Result<(), SourceError> {
+        match written {
             Ok(Written::Value) => Ok(()),
             Ok(Written::Unrepresentable) => {
                 if self.warned.insert((table_index, column)) {
@@ -110,6 +128,20 @@ impl Decoding {
             }
         }
     }
+}
+
+/// Column `column` of `table`, or a protocol error when a row has more columns than the schema.
+fn source_column(table: &TableState, column: usize) -> Result<&SourceColumn, SourceError> {
+    table.columns.get(column).ok_or_else(|| {
+        SourceError::new(
+            ErrorKind::Protocol,
+            format!(
+                "a row of {} has more columns than its schema ({})",
+                table.name(),
+                table.columns.len()
+            ),
+        )
+    })
 }
 
 /// A change-buffer error as a source error (a bug in the mapping, never the data).

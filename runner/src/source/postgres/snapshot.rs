@@ -1,5 +1,7 @@
-//! The backfill: every included table copied (`COPY … TO STDOUT`, text format) inside the
+//! The backfill: every included table copied (`COPY … TO STDOUT (FORMAT binary)`) inside the
 //! snapshot the replication slot exported, on one or more ordinary sessions that imported it.
+//! Columns without a binary reader are cast to text by the server (see
+//! [`CopyFormat`](super::types::CopyFormat)).
 //!
 //! Rows are `_op = r` at `log = consistent_point - 1`, `seq` counting rows across the whole
 //! backfill, so they sort before every streamed change. The COPY streams live in this struct
@@ -13,9 +15,10 @@ use futures::future::select_all;
 use crate::change::{ChangeBuffer, Op, Position, RowMeta};
 use crate::source::{BackfillProgress, ErrorKind, Event, Limits, SourceError};
 
+use super::binary::{Fields, is_trailer, strip_header};
 use super::catalog::TableState;
 use super::rows::{Decoding, Gate, buffer_error, gate};
-use super::text::{copy_fields, unescape_copy};
+use super::types::CopyFormat;
 use super::wire::{Conn, WireError, quote_ident};
 
 /// Rows processed between two deadline checks while data keeps arriving.
@@ -45,6 +48,8 @@ struct Worker {
     conn: Conn,
     /// The table being copied, if any.
     table: Option<usize>,
+    /// The copy's header is still ahead (it arrives in front of the first tuple).
+    header: bool,
 }
 
 impl Backfill {
@@ -57,7 +62,11 @@ impl Backfill {
             pending: (0..tables).collect(),
             workers: conns
                 .into_iter()
-                .map(|conn| Worker { conn, table: None })
+                .map(|conn| Worker {
+                    conn,
+                    table: None,
+                    header: false,
+                })
                 .collect(),
             tables_done: 0,
             tables_total: tables,
@@ -98,6 +107,7 @@ impl Backfill {
                 } else if let Some(table) = self.pending.pop_front() {
                     start_copy(&mut worker.conn, &tables[table]).await?;
                     worker.table = Some(table);
+                    worker.header = true;
                     w += 1;
                 } else {
                     let mut conn = self.workers.swap_remove(w).conn;
@@ -126,6 +136,22 @@ impl Backfill {
                     let (tag, len) = (frame.tag, frame.len);
                     match tag {
                         b'd' => {
+                            let tuple = if std::mem::take(&mut worker.header) {
+                                strip_header(frame.body).ok_or_else(|| {
+                                    copy_error(
+                                        WireError::Protocol(
+                                            "a binary COPY without its header".into(),
+                                        ),
+                                        &tables[table],
+                                    )
+                                })?
+                            } else {
+                                frame.body
+                            };
+                            if is_trailer(tuple) || tuple.is_empty() {
+                                worker.conn.reader.consume(len);
+                                continue;
+                            }
                             let position = Position {
                                 log: self.log,
                                 seq: self.seq,
@@ -139,7 +165,7 @@ impl Backfill {
                                         buf,
                                         table,
                                         &tables[table],
-                                        frame.body,
+                                        tuple,
                                         position,
                                         decoding,
                                     )?;
@@ -208,20 +234,25 @@ impl Backfill {
     }
 }
 
-/// Starts `COPY … TO STDOUT` of the published columns (and rows, under a row filter).
+/// Starts the binary `COPY … TO STDOUT` of the published columns (and rows, under a row
+/// filter), casting to text the columns read as text.
 async fn start_copy(conn: &mut Conn, table: &TableState) -> Result<(), SourceError> {
     let name = table.name();
+    let relation = format!("{}.{}", quote_ident(&name.schema), quote_ident(&name.name));
+    let casts = table.columns.iter().any(|c| c.copy == CopyFormat::Text);
     let columns = table
         .columns
         .iter()
-        .map(|c| quote_ident(&c.name))
+        .map(|c| match c.copy {
+            CopyFormat::Text => format!("{}::text", quote_ident(&c.name)),
+            _ => quote_ident(&c.name),
+        })
         .collect::<Vec<_>>()
         .join(", ");
-    let relation = format!("{}.{}", quote_ident(&name.schema), quote_ident(&name.name));
     let sql = match (&table.row_filter, table.relkind) {
-        (None, b'r') => format!("COPY {relation} ({columns}) TO STDOUT"),
+        (None, b'r') if !casts => format!("COPY {relation} ({columns}) TO STDOUT (FORMAT binary)"),
         (filter, _) => format!(
-            "COPY (SELECT {columns} FROM {relation}{}) TO STDOUT",
+            "COPY (SELECT {columns} FROM {relation}{}) TO STDOUT (FORMAT binary)",
             filter
                 .as_ref()
                 .map(|f| format!(" WHERE {f}"))
@@ -233,16 +264,32 @@ async fn start_copy(conn: &mut Conn, table: &TableState) -> Result<(), SourceErr
         .map_err(|e| e.context(format!("could not copy table {name} for the backfill")))
 }
 
-/// Writes one COPY text row (`a\tb\n`) as an `r` row.
+/// Writes one binary COPY tuple as an `r` row.
 fn write_copy_row(
     buf: &mut ChangeBuffer,
     table_index: usize,
     table: &TableState,
-    line: &[u8],
+    tuple: &[u8],
     position: Position,
     decoding: &mut Decoding,
 ) -> Result<(), SourceError> {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let malformed = || {
+        SourceError::new(
+            ErrorKind::Protocol,
+            format!("a malformed binary COPY row of {}", table.name()),
+        )
+    };
+    let (count, mut fields) = Fields::of(tuple).ok_or_else(malformed)?;
+    if count != table.columns.len() {
+        return Err(SourceError::new(
+            ErrorKind::Protocol,
+            format!(
+                "COPY of {} returned {count} fields for {} columns",
+                table.name(),
+                table.columns.len()
+            ),
+        ));
+    }
     let mut row = buf.row(
         &table.schema,
         RowMeta {
@@ -252,49 +299,18 @@ fn write_copy_row(
             txid: None,
         },
     );
-    let mut field_buf = std::mem::take(&mut decoding.field);
-    let mut result = Ok(());
-    let mut count = 0;
-    for (column, field) in copy_fields(line).enumerate() {
-        count += 1;
-        let cell = match row.cell() {
-            Ok(cell) => cell,
-            Err(e) => {
-                result = Err(buffer_error(e));
-                break;
-            }
-        };
-        let Some(raw) = field else {
-            cell.null();
-            continue;
-        };
-        let Some(text) = unescape_copy(raw, &mut field_buf) else {
-            result = Err(SourceError::new(
-                ErrorKind::Data,
-                format!(
-                    "malformed COPY escape in column {column} of {}",
-                    table.name()
-                ),
-            ));
-            break;
-        };
-        if let Err(e) = decoding.write(table_index, table, column, text, cell) {
-            result = Err(e);
-            break;
+    for column in 0..count {
+        let field = fields.next_field().map_err(|()| malformed())?;
+        let cell = row.cell().map_err(buffer_error)?;
+        match field {
+            None => cell.null(),
+            Some(bytes) => decoding.write_copied(table_index, table, column, bytes, cell)?,
         }
     }
-    decoding.field = field_buf;
-    if result.is_ok() && count != table.columns.len() {
-        result = Err(SourceError::new(
-            ErrorKind::Protocol,
-            format!(
-                "COPY of {} returned {count} fields for {} columns",
-                table.name(),
-                table.columns.len()
-            ),
-        ));
+    if !fields.is_done() {
+        return Err(malformed());
     }
-    result
+    Ok(())
 }
 
 /// A failure while copying `table`. A lost session also loses the exported snapshot, so the

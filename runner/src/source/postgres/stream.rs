@@ -617,10 +617,11 @@ async fn describe_relation(
             .as_ref()
             .and_then(|state| same(state, column).map(|i| (state, i)))
             .or_else(|| same(previous, column).map(|i| (previous, i)));
-        let (spec, decoder) = match known {
+        let (spec, decoder, copy) = match known {
             Some((state, i)) => (
                 state.schema.columns()[i].clone(),
                 state.columns[i].decoder.clone(),
+                state.columns[i].copy,
             ),
             None => {
                 let mapping = shared.types.mapping(column.type_oid, column.typmod, 0);
@@ -634,7 +635,7 @@ async fn describe_relation(
                     key: column.key && relation.replica_identity != b'f',
                     nullable: None,
                 };
-                (spec, mapping.decoder)
+                (spec, mapping.decoder, mapping.copy)
             }
         };
         if spec.key {
@@ -645,6 +646,7 @@ async fn describe_relation(
             type_oid: column.type_oid,
             typmod: column.typmod,
             decoder,
+            copy,
         });
         columns.push(spec);
     }

@@ -1,6 +1,6 @@
 //! Parsers of PostgreSQL's text output (as configured by the session: ISO dates, UTC,
-//! ISO 8601 intervals, hex bytea) writing straight into change-buffer cells, plus the COPY text
-//! format's field splitting and unescaping. No value goes through a `String`.
+//! ISO 8601 intervals, hex bytea) writing straight into change-buffer cells. No value goes
+//! through a `String`.
 
 use crate::change::{BufferError, Cell};
 
@@ -545,75 +545,6 @@ fn parse_interval(text: &[u8]) -> Option<(i32, i32, i64)> {
     ))
 }
 
-/// Splits one COPY text-format row (without its newline) into its fields' raw bytes (`None` for
-/// `\N`). Escapes are resolved by [`unescape_copy`].
-pub(crate) fn copy_fields(row: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
-    row.split(|&b| b == b'\t')
-        .map(|field| (field != b"\\N").then_some(field))
-}
-
-/// Resolves COPY text escapes (`\\`, `\t`, `\n`, `\r`, `\b`, `\f`, `\v`, octal `\NNN`, hex
-/// `\xHH`) into `out`; returns `field` itself when it has none.
-pub(crate) fn unescape_copy<'a>(field: &'a [u8], out: &'a mut Vec<u8>) -> Option<&'a [u8]> {
-    if !field.contains(&b'\\') {
-        return Some(field);
-    }
-    out.clear();
-    let mut at = 0;
-    while at < field.len() {
-        let b = field[at];
-        if b != b'\\' {
-            out.push(b);
-            at += 1;
-            continue;
-        }
-        let next = *field.get(at + 1)?;
-        at += 2;
-        match next {
-            b'b' => out.push(8),
-            b'f' => out.push(12),
-            b'n' => out.push(b'\n'),
-            b'r' => out.push(b'\r'),
-            b't' => out.push(b'\t'),
-            b'v' => out.push(11),
-            b'0'..=b'7' => {
-                let mut value = u32::from(next - b'0');
-                for _ in 0..2 {
-                    match field.get(at) {
-                        Some(&d @ b'0'..=b'7') => {
-                            value = value * 8 + u32::from(d - b'0');
-                            at += 1;
-                        }
-                        _ => break,
-                    }
-                }
-                out.push(value as u8);
-            }
-            b'x' => {
-                let mut value = 0u8;
-                let mut digits = 0;
-                while digits < 2 {
-                    match field.get(at).and_then(|&d| hex_digit(d)) {
-                        Some(d) => {
-                            value = value << 4 | d;
-                            at += 1;
-                            digits += 1;
-                        }
-                        None => break,
-                    }
-                }
-                if digits == 0 {
-                    out.push(b'x');
-                } else {
-                    out.push(value);
-                }
-            }
-            other => out.push(other),
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -847,18 +778,5 @@ mod tests {
         );
         let list = array.as_any().downcast_ref::<ListArray>().unwrap();
         assert_eq!(list.value(0).as_binary::<i32>().value(0), [1, 2]);
-    }
-
-    #[test]
-    fn copy_escapes() {
-        let mut out = Vec::new();
-        assert_eq!(unescape_copy(b"plain", &mut out), Some(&b"plain"[..]));
-        let mut out = Vec::new();
-        assert_eq!(
-            unescape_copy(br"a\tb\nc\\d\101\x41\\x00", &mut out),
-            Some(&b"a\tb\nc\\dAA\\x00"[..])
-        );
-        let fields: Vec<_> = copy_fields(b"1\t\\N\ttext").collect();
-        assert_eq!(fields, [Some(&b"1"[..]), None, Some(&b"text"[..])]);
     }
 }

@@ -82,6 +82,21 @@ pub(crate) enum Decoder {
     },
 }
 
+/// How the backfill's binary `COPY` carries a column. Binary output spares the server its
+/// text output functions and the runner its text parsers; types without a binary reader here
+/// are cast to `text` by the server and parsed exactly as the stream parses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CopyFormat {
+    /// The type's binary send format, read as the column's [`Decoder`] says.
+    Binary,
+    /// `jsonb`: a version byte, then the text.
+    Jsonb,
+    /// `uuid`: 16 bytes, written as the canonical text.
+    Uuid,
+    /// `column::text`: the output function's text.
+    Text,
+}
+
 /// A column's mapping: the logical type and how to parse values into it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Mapping {
@@ -89,22 +104,39 @@ pub(crate) struct Mapping {
     pub(crate) column_type: ColumnType,
     /// How text values are parsed.
     pub(crate) decoder: Decoder,
+    /// How the backfill reads it.
+    pub(crate) copy: CopyFormat,
 }
 
 impl Mapping {
-    /// A verbatim text column of the given logical type (utf8, json or text fallback).
+    /// A verbatim text column of the given logical type (utf8, json or text fallback), cast to
+    /// text in the backfill.
     fn text(column_type: ColumnType) -> Self {
         Mapping {
             column_type,
             decoder: Decoder::Text,
+            copy: CopyFormat::Text,
         }
     }
 
-    /// A column with a dedicated decoder.
+    /// A verbatim text column whose binary format is other than `text`'s own.
+    fn text_as(column_type: ColumnType, copy: CopyFormat) -> Self {
+        Mapping {
+            copy,
+            ..Mapping::text(column_type)
+        }
+    }
+
+    /// A column with a dedicated decoder, read in binary by the backfill (arrays as text).
     fn of(column_type: ColumnType, decoder: Decoder) -> Self {
+        let copy = match decoder {
+            Decoder::List { .. } => CopyFormat::Text,
+            _ => CopyFormat::Binary,
+        };
         Mapping {
             column_type,
             decoder,
+            copy,
         }
     }
 }
@@ -165,7 +197,8 @@ impl TypeCache {
                 };
                 return self.mapping_depth(info.base, typmod, dims, depth + 1);
             }
-            b'e' => return Mapping::text(ColumnType::Utf8),
+            // An enum's binary format is its label.
+            b'e' => return Mapping::text_as(ColumnType::Utf8, CopyFormat::Binary),
             _ => {}
         }
         if info.category == b'A' && info.element != 0 {
@@ -207,10 +240,13 @@ fn builtin(name: &str, typmod: i32) -> Option<Mapping> {
         "float4" => Mapping::of(ColumnType::Float32, Decoder::Float4),
         "float8" => Mapping::of(ColumnType::Float64, Decoder::Float8),
         "numeric" => numeric(typmod),
-        "text" | "varchar" | "bpchar" | "name" | "char" | "uuid" | "timetz" | "xml" => {
-            Mapping::text(ColumnType::Utf8)
+        "text" | "varchar" | "bpchar" | "name" => {
+            Mapping::text_as(ColumnType::Utf8, CopyFormat::Binary)
         }
-        "json" | "jsonb" => Mapping::text(ColumnType::Json),
+        "uuid" => Mapping::text_as(ColumnType::Utf8, CopyFormat::Uuid),
+        "char" | "timetz" | "xml" => Mapping::text(ColumnType::Utf8),
+        "json" => Mapping::text_as(ColumnType::Json, CopyFormat::Binary),
+        "jsonb" => Mapping::text_as(ColumnType::Json, CopyFormat::Jsonb),
         "bytea" => Mapping::of(ColumnType::Binary, Decoder::Bytea),
         "date" => Mapping::of(ColumnType::Date, Decoder::Date),
         "time" => Mapping::of(ColumnType::Time, Decoder::Time),
