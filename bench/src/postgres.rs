@@ -205,13 +205,15 @@ impl Database {
         self.timed_client(command, "pg_recvlogical").await
     }
 
-    /// The reference for the backfill: `psql -c "COPY table TO STDOUT"` into `/dev/null`.
-    /// Returns its wall time, start to exit.
-    pub async fn psql_copy(&self, table: &str) -> Result<Duration> {
+    /// The reference for the backfill: `psql -c "COPY table TO STDOUT"` into `/dev/null`, in
+    /// text format or (`binary`) in the binary format the runner reads. Returns its wall time,
+    /// start to exit.
+    pub async fn psql_copy(&self, table: &str, binary: bool) -> Result<Duration> {
+        let format = if binary { " (FORMAT binary)" } else { "" };
         let mut command = tokio::process::Command::new("psql");
         command
             .args(["-X", "-q", "-d", &self.conninfo(), "-c"])
-            .arg(format!("COPY {table} TO STDOUT"));
+            .arg(format!("COPY {table} TO STDOUT{format}"));
         self.timed_client(command, "psql COPY").await
     }
 
