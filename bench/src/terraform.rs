@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, IoContext, Result};
 
+/// The provider under test, as configurations name it.
+pub const PROVIDER: &str = "lakestream/streaming";
+
 /// A Terraform working folder.
 pub struct Workspace {
     /// The folder (holds `main.tf` and the local state).
@@ -19,15 +22,15 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// A workspace in `dir` (created) using the provider in `bin_dir`, with `main_tf` as its
-    /// configuration.
-    pub fn new(dir: &Path, bin_dir: &Path, main_tf: &str) -> Result<Self> {
+    /// A workspace in `dir` (created) using the provider `source` (`lakestream/streaming`)
+    /// from `bin_dir`, with `main_tf` as its configuration.
+    pub fn new(dir: &Path, source: &str, bin_dir: &Path, main_tf: &str) -> Result<Self> {
         std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
         let cli_config = dir.join(".terraformrc");
         std::fs::write(
             &cli_config,
             format!(
-                "provider_installation {{\n  dev_overrides {{\n    \"lakestream/streaming\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+                "provider_installation {{\n  dev_overrides {{\n    \"{source}\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
                 bin_dir.display()
             ),
         )

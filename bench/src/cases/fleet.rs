@@ -11,7 +11,7 @@ use serde_json::json;
 use super::Bench;
 use crate::error::{Error, Result};
 use crate::figure::Figure;
-use crate::terraform::Workspace;
+use crate::terraform::{PROVIDER, Workspace};
 use lakestream_testkit::moto::MotoServer;
 
 /// Runners per apply.
@@ -64,7 +64,7 @@ resource "streaming_runner" "fleet" {{
 }}
 "#
     );
-    let mut workspace = Workspace::new(&dir, &bench.bin_dir, &main_tf)?;
+    let mut workspace = Workspace::new(&dir, PROVIDER, &bench.bin_dir, &main_tf)?;
     for (key, value) in moto.env() {
         workspace.env(key, &value);
     }
