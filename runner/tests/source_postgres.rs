@@ -14,7 +14,9 @@ use streaming_runner::change::{ChangeBuffer, Position};
 use streaming_runner::source::postgres::{PostgresSource, PostgresSourceConfig, SslMode};
 use streaming_runner::source::{ErrorKind, Event, Resume, Source, SourceError};
 
-use support::{Change, config, confirmed_flush, drain, latest, limits, source, take};
+use support::{
+    Change, config, confirmed_flush, drain, latest, limits, source, start_with_backfill, take,
+};
 
 /// Generous upper bound for one drain; tests normally finish in well under a second.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -215,13 +217,7 @@ async fn types_round_trip_through_backfill_and_stream() {
     };
 
     let mut src = source(config(&pg, &["types"], "types_slot"));
-    let started = src
-        .start(Resume {
-            backfill: true,
-            ..Resume::default()
-        })
-        .await
-        .unwrap();
+    let started = start_with_backfill(&mut src).await;
     assert!(started.backfill);
     assert!(src.publication_created());
     let schema = &started.tables[0];
@@ -301,13 +297,7 @@ async fn backfill_copies_partitioned_and_row_filtered_tables() {
     config.publication = "pub_parts".into();
     config.create_publication = false;
     let mut src = source(config);
-    let started = src
-        .start(Resume {
-            backfill: true,
-            ..Resume::default()
-        })
-        .await
-        .unwrap();
+    let started = start_with_backfill(&mut src).await;
     assert!(started.backfill);
     let mut buf = ChangeBuffer::new();
     let (changes, _) = drain(&mut src, &mut buf, BIG, TIMEOUT, |c| c.len() == 13).await;
@@ -565,12 +555,7 @@ async fn backfill_is_consistent_with_a_concurrent_writer() {
     let mut config = config(&pg, &["busy"], "busy_slot");
     config.backfill_connections = 1;
     let mut src = source(config);
-    src.start(Resume {
-        backfill: true,
-        ..Resume::default()
-    })
-    .await
-    .unwrap();
+    start_with_backfill(&mut src).await;
     let mut buf = ChangeBuffer::new();
     let mut changes = Vec::new();
     let mut full = 0;
@@ -635,13 +620,7 @@ async fn backfill_copies_tables_in_parallel_and_resumes_after_full_buffers() {
     let mut cfg = config(&pg, &["a", "b", "c"], "parallel_slot");
     cfg.backfill_connections = 2;
     let mut src = source(cfg);
-    let started = src
-        .start(Resume {
-            backfill: true,
-            ..Resume::default()
-        })
-        .await
-        .unwrap();
+    let started = start_with_backfill(&mut src).await;
     let mut buf = ChangeBuffer::new();
     let mut changes = Vec::new();
     let mut full = 0;
@@ -1201,12 +1180,7 @@ async fn throughput_against_pg_recvlogical_and_copy() {
     cfg.slot = "bench_backfill".into();
     let mut src = source(cfg);
     let started = Instant::now();
-    src.start(Resume {
-        backfill: true,
-        ..Resume::default()
-    })
-    .await
-    .unwrap();
+    start_with_backfill(&mut src).await;
     let mut seen = 0i64;
     loop {
         let event = src.next(&mut buf, &limits(32 << 20, None)).await.unwrap();

@@ -14,7 +14,7 @@ use arrow_schema::DataType;
 use lakestream_testkit::postgres::PostgresServer;
 use streaming_runner::change::{ChangeBuffer, Position, TableName};
 use streaming_runner::source::postgres::{PostgresSource, PostgresSourceConfig, SslMode};
-use streaming_runner::source::{Event, Limits, Source};
+use streaming_runner::source::{Event, Limits, Resume, Source, Started};
 
 /// One change as the tests compare it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +81,17 @@ pub fn config(server: &PostgresServer, tables: &[&str], slot: &str) -> PostgresS
 /// A source for `config`, not started yet.
 pub fn source(config: PostgresSourceConfig) -> PostgresSource {
     PostgresSource::new(config)
+}
+
+/// Starts `source` from nothing, with the backfill.
+pub async fn start_with_backfill(source: &mut PostgresSource) -> Started {
+    source
+        .start(Resume {
+            backfill: true,
+            ..Resume::default()
+        })
+        .await
+        .expect("start with the backfill")
 }
 
 /// Limits with a near deadline and a budget.
