@@ -136,7 +136,9 @@ impl Backfill {
                     let (tag, len) = (frame.tag, frame.len);
                     match tag {
                         b'd' => {
-                            let tuple = if std::mem::take(&mut worker.header) {
+                            // The header stays expected until its frame is consumed: a full
+                            // buffer leaves the frame to be read again by the next call.
+                            let tuple = if worker.header {
                                 strip_header(frame.body).ok_or_else(|| {
                                     copy_error(
                                         WireError::Protocol(
@@ -150,6 +152,7 @@ impl Backfill {
                             };
                             if is_trailer(tuple) || tuple.is_empty() {
                                 worker.conn.reader.consume(len);
+                                worker.header = false;
                                 continue;
                             }
                             let position = Position {
@@ -173,6 +176,7 @@ impl Backfill {
                                 }
                             }
                             worker.conn.reader.consume(len);
+                            worker.header = false;
                             self.seq += 1;
                             *last_position = Some(position);
                             if limits.stop_after == Some(position) {
