@@ -21,8 +21,9 @@ const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 pub(crate) fn strip_header(stream: &[u8]) -> Option<&[u8]> {
     let rest = stream.strip_prefix(SIGNATURE)?;
     let (flags, rest) = split_be::<4>(rest)?;
-    // Bit 16 set means OIDs are included, which this runner never asks for.
-    if u32::from_be_bytes(flags) & (1 << 16) != 0 {
+    // Bits 16–31 flag format changes a reader must not ignore (bit 16: OIDs included, which
+    // this runner never asks for); bits 0–15 are for backward-compatible ones.
+    if u32::from_be_bytes(flags) & 0xFFFF_0000 != 0 {
         return None;
     }
     let (extension, rest) = split_be::<4>(rest)?;
@@ -308,6 +309,8 @@ mod tests {
         assert_eq!(fields.next_field(), Err(()));
         assert!(is_trailer(&[0xff, 0xff]));
         assert!(strip_header(b"PGCOPY\n\xff\r\n\0\0\x01\0\0\0\0\0\0").is_none());
+        assert!(strip_header(b"PGCOPY\n\xff\r\n\0\x80\0\0\0\0\0\0\0").is_none());
+        assert!(strip_header(b"PGCOPY\n\xff\r\n\0\0\0\0\x01\0\0\0\0").is_some());
         assert!(strip_header(b"1\t2").is_none());
     }
 
