@@ -110,9 +110,9 @@ fn dictionary_pays(column: &ArrayRef) -> bool {
     if rows < 2 * DICTIONARY_SAMPLE {
         return true;
     }
-    // Pseudo-random rows: an even stride would walk in step with periodic data (`g % 10000`)
-    // and see no repeats at all.
-    // Rows drawn twice are dropped so that only repeated values count as repeats.
+    // Pseudo-random rows, since an even stride would walk in step with periodic data
+    // (`g % 10000`) and see no repeats at all; rows drawn twice are dropped so that only
+    // repeated values count as repeats.
     let mut rows_drawn: Vec<usize> = (0..DICTIONARY_SAMPLE as u64)
         .map(|i| (splitmix64(i) % rows as u64) as usize)
         .filter(|&i| column.is_valid(i))

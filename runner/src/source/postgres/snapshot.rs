@@ -52,6 +52,15 @@ struct Worker {
     header: bool,
 }
 
+impl Worker {
+    /// Consumes a data frame of the copy. The header stays expected until then: a full buffer
+    /// leaves the first frame to be read again by the next call.
+    fn consume_data(&mut self, len: usize) {
+        self.conn.reader.consume(len);
+        self.header = false;
+    }
+}
+
 impl Backfill {
     /// A backfill of `tables` tables on `conns` (each already inside the snapshot), whose rows
     /// sit at `consistent_point - 1`.
@@ -136,8 +145,6 @@ impl Backfill {
                     let (tag, len) = (frame.tag, frame.len);
                     match tag {
                         b'd' => {
-                            // The header stays expected until its frame is consumed: a full
-                            // buffer leaves the frame to be read again by the next call.
                             let tuple = if worker.header {
                                 strip_header(frame.body).ok_or_else(|| {
                                     copy_error(
@@ -151,8 +158,7 @@ impl Backfill {
                                 frame.body
                             };
                             if is_trailer(tuple) || tuple.is_empty() {
-                                worker.conn.reader.consume(len);
-                                worker.header = false;
+                                worker.consume_data(len);
                                 continue;
                             }
                             let position = Position {
@@ -175,8 +181,7 @@ impl Backfill {
                                     self.rows += 1;
                                 }
                             }
-                            worker.conn.reader.consume(len);
-                            worker.header = false;
+                            worker.consume_data(len);
                             self.seq += 1;
                             *last_position = Some(position);
                             if limits.stop_after == Some(position) {
